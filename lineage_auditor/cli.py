@@ -1,0 +1,171 @@
+"""The ``lineage-audit`` command line: the one place that wires the packages together.
+
+Exit codes (every command): 0 ok, 1 findings at or above ``--fail-on``, 2 usage or input
+error. Commands that drive one package live next to it (``collectors/cli.py``,
+``pipelines/cli.py``, ``reports/cli.py``) and are registered here.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from lineage_auditor.errors import LineageAuditError
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_INPUT = 2
+
+DIALECTS = ("ansi", "postgres", "duckdb", "bigquery", "snowflake", "spark", "databricks", "hive",
+            "mysql", "tsql", "trino", "presto", "redshift", "sqlite", "oracle", "clickhouse")
+
+
+class AuditGroup(click.Group):
+    """A click group that turns our errors into one clear line and exit code 2."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except LineageAuditError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_INPUT)
+        except OSError as exc:
+            name = getattr(exc, "filename", None)
+            msg = f"{name}: {exc.strerror}" if name and exc.strerror else str(exc)
+            click.echo(f"error: {msg}", err=True)
+            ctx.exit(EXIT_INPUT)
+
+
+@click.group(cls=AuditGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="lineage-audit")
+def cli() -> None:
+    """Audit where every column of your data came from.
+
+    \b
+    Examples:
+      lineage-audit sql models/*.sql --schema schema.yml --format json
+      lineage-audit graph models/*.sql -o lineage.html
+      lineage-audit demo
+
+    Exit codes: 0 ok, 1 findings at or above --fail-on, 2 usage or input error.
+    """
+
+
+def _sql_options(func):
+    """Options shared by the commands that read SQL files."""
+    func = click.option("--namespace", default="default", show_default=True,
+                        help="OpenLineage namespace of the tables, e.g. postgres://db:5432.")(func)
+    func = click.option("--schema", "schema_path", type=click.Path(dir_okay=False),
+                        help="JSON or YAML file: {table: {column: type}}.")(func)
+    func = click.option("--dialect", "-d", type=click.Choice(DIALECTS, case_sensitive=False), default=None,
+                        help="SQL dialect of the files (default: sqlglot's generic dialect).")(func)
+    func = click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))(func)
+    return func
+
+
+def _analyze(files, dialect, schema_path, namespace):
+    from lineage_auditor.sql import analyze_files, load_schema
+
+    schema = load_schema(schema_path) if schema_path else None
+    return analyze_files(list(files), dialect=dialect.lower() if dialect else None, schema=schema, namespace=namespace)
+
+
+def _write_html(result, out: str | None, title: str) -> str:
+    from lineage_auditor.graph import LineageGraph
+    from reports.html_graph import write_graph_html
+
+    path = Path(out or "lineage.html")
+    write_graph_html(LineageGraph.from_sql_result(result), path, title=title)
+    return str(path)
+
+
+@cli.command("sql")
+@_sql_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True)
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+def sql_command(files, dialect, schema_path, namespace, fmt, out) -> None:
+    """Column-level lineage of SQL files (OpenLineage columnLineage semantics).
+
+    Every statement that writes (CREATE TABLE AS, CREATE VIEW, INSERT, MERGE, UPDATE) or
+    reads (SELECT, reported as _select_<n>) gets the lineage of each output column.
+    Several files are read in order as one script: lineage is also traced end to end
+    through tables and views the script itself created.
+
+    \b
+    Examples:
+      lineage-audit sql etl/daily.sql --dialect postgres --schema schema.yml
+      lineage-audit sql models/*.sql -d duckdb --format json -o lineage.json
+      lineage-audit sql report.sql --format html -o report-lineage.html
+
+    Exit code 2 when any statement does not parse (the others still get lineage).
+    """
+    from lineage_auditor.sql.output import render_text, result_to_json
+
+    result = _analyze(files, dialect, schema_path, namespace)
+    if fmt == "html":
+        path = _write_html(result, out, title=", ".join(Path(f).name for f in files))
+        click.echo(f"wrote {path}", err=True)
+    else:
+        text = json.dumps(result_to_json(result), indent=2) + "\n" if fmt == "json" else render_text(result)
+        if out:
+            Path(out).write_text(text, encoding="utf-8")
+        else:
+            click.echo(text, nl=False)
+    if fmt != "text":
+        for problem in result.errors:
+            click.echo(f"error: {problem}", err=True)
+    sys.exit(EXIT_INPUT if result.errors else EXIT_OK)
+
+
+@cli.command("graph")
+@_sql_options
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False), default="lineage.html", show_default=True)
+@click.option("--title", default=None, help="Page title (default: the file names).")
+def graph_command(files, dialect, schema_path, namespace, out, title) -> None:
+    """Write one self-contained, interactive HTML lineage graph from SQL files.
+
+    The page works offline: table and column views, a search box, click a node to see its
+    columns and what is upstream and downstream of it.
+
+    \b
+    Examples:
+      lineage-audit graph models/*.sql --schema schema.yml -o lineage.html
+      lineage-audit graph etl.sql -d postgres --title "Nightly ETL"
+    """
+    result = _analyze(files, dialect, schema_path, namespace)
+    path = _write_html(result, out, title=title or ", ".join(Path(f).name for f in files))
+    for problem in result.errors:
+        click.echo(f"error: {problem}", err=True)
+    click.echo(f"wrote {path}")
+    sys.exit(EXIT_INPUT if result.errors else EXIT_OK)
+
+
+_COMMAND_MODULES = ("collectors.cli", "collectors.marquez.cli", "pipelines.cli", "reports.cli")
+
+
+def _register() -> None:
+    """Attach the commands other packages define."""
+    import importlib
+
+    for module_name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        for command in getattr(module, "COMMANDS", []):
+            cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    _register()
+    cli.main(args=argv, prog_name="lineage-audit", standalone_mode=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

@@ -1,0 +1,584 @@
+"""Column lineage of one query: every output column traced to base-table columns.
+
+The query is split into scopes by sqlglot (``build_scope``); each scope is resolved once,
+bottom-up, into a ``ScopeLineage``: per output column, the base-table columns it depends on
+with their transformations, plus the columns that decide which rows exist at all
+(dataset-level: joins, filters, grouping, sorting). An outer scope composes the lineage of
+the scopes it reads from, so a column keeps its history through CTEs, derived tables,
+unions and subqueries without re-walking them.
+
+We resolve names ourselves instead of running sqlglot's ``qualify``: qualify copies and
+rewrites the whole tree, which costs several times the parse; we only need to look names up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import sqlglot.expressions as E
+from sqlglot.optimizer.scope import Scope, build_scope
+
+from lineage_auditor.sql.schema import Catalog, Columns
+from lineage_auditor.sql.transforms import (
+    AGGREGATE,
+    IDENT,
+    IND_COND,
+    IND_FILTER,
+    IND_GROUP,
+    IND_JOIN,
+    IND_SORT,
+    IND_WINDOW,
+    MASKED,
+    MASKING_FUNCTIONS,
+    TRANSFORM,
+    T,
+    compose,
+)
+
+Key = tuple[str, str]  # (table name, column name)
+Deps = dict[Key, set[T]]
+Warn = Callable[[str, E.Expression | None], None]
+
+_AMBIGUOUS: Deps = {}
+_SELECTIVE = (E.Coalesce, E.Paren, E.Alias)
+
+
+def merge_into(out: Deps, deps: Deps, mode: T = IDENT) -> None:
+    """Add ``deps`` seen through ``mode`` to ``out``."""
+    for key, ts in deps.items():
+        target = out.get(key)
+        if target is None:
+            target = out[key] = set()
+        if mode is IDENT:
+            target.update(ts)
+        else:
+            for t in ts:
+                target.add(compose(mode, t))
+
+
+def ident_name(node: E.Expression | str | None) -> str:
+    """An identifier as SQL means it: unquoted names are case-insensitive (lower case)."""
+    if node is None:
+        return ""
+    if isinstance(node, str):
+        return node.lower()
+    if isinstance(node, E.Identifier):
+        return node.this if node.quoted else node.this.lower()
+    return node.name.lower()
+
+
+def table_name(table: E.Table) -> str:
+    """``catalog.db.name`` of a table reference, as written (normalized case)."""
+    parts = [ident_name(table.args.get(k)) for k in ("catalog", "db", "this")]
+    return ".".join(p for p in parts if p)
+
+
+@dataclass(slots=True)
+class ScopeLineage:
+    """Resolved lineage of one scope's output columns."""
+
+    names: list[str] = field(default_factory=list)
+    deps: list[Deps] = field(default_factory=list)
+    types: list[str | None] = field(default_factory=list)
+    dataset: Deps = field(default_factory=dict)
+    passthrough: "Source | None" = None  # where an unexpandable * reads from
+    _index: dict[str, int] | None = None
+
+    def add(self, name: str, deps: Deps, type_: str | None = None) -> None:
+        self.names.append(name)
+        self.deps.append(deps)
+        self.types.append(type_)
+        self._index = None
+
+    def position(self, name: str) -> int | None:
+        if self._index is None:
+            self._index = {}
+            for i, n in enumerate(self.names):
+                self._index.setdefault(n.lower(), i)
+        return self._index.get(name.lower())
+
+
+class Source:
+    """Something a SELECT reads from: a table or a resolved scope."""
+
+    __slots__ = ()
+
+    def has(self, name: str) -> bool | None:
+        """True/False when the columns are known; None when they are not."""
+        raise NotImplementedError
+
+    def column(self, name: str) -> Deps | None:
+        raise NotImplementedError
+
+    def all_columns(self) -> list[tuple[str, Deps, str | None]] | None:
+        raise NotImplementedError
+
+    def dataset(self) -> Deps:
+        return {}
+
+
+class TableSource(Source):
+    __slots__ = ("name", "columns", "_cache")
+
+    def __init__(self, name: str, columns: Columns | None) -> None:
+        self.name = name
+        self.columns = columns
+        self._cache: dict[str, Deps] = {}
+
+    def has(self, name: str) -> bool | None:
+        return None if self.columns is None else name in self.columns
+
+    def column(self, name: str) -> Deps | None:
+        hit = self._cache.get(name)
+        if hit is None:
+            if self.columns is not None and name not in self.columns:
+                return None
+            hit = self._cache[name] = {(self.name, name): {IDENT}}
+        return hit
+
+    def all_columns(self) -> list[tuple[str, Deps, str | None]] | None:
+        if self.columns is None:
+            return None
+        return [(c, self.column(c) or {}, t) for c, t in self.columns.items()]
+
+
+class ScopeSource(Source):
+    __slots__ = ("lineage", "renames")
+
+    def __init__(self, lineage: ScopeLineage, alias_columns: list[str]) -> None:
+        self.lineage = lineage
+        self.renames = alias_columns
+
+    def _position(self, name: str) -> int | None:
+        if self.renames:
+            try:
+                return self.renames.index(name)
+            except ValueError:
+                return None
+        return self.lineage.position(name)
+
+    def has(self, name: str) -> bool | None:
+        if self._position(name) is not None:
+            return True
+        return None if self.lineage.passthrough is not None else False
+
+    def column(self, name: str) -> Deps | None:
+        pos = self._position(name)
+        if pos is not None and pos < len(self.lineage.deps):
+            return self.lineage.deps[pos]
+        if self.lineage.passthrough is not None:
+            return self.lineage.passthrough.column(name)
+        return None
+
+    def all_columns(self) -> list[tuple[str, Deps, str | None]] | None:
+        if self.lineage.passthrough is not None:
+            return None
+        names = self.renames or self.lineage.names
+        return list(zip(names, self.lineage.deps, self.lineage.types))
+
+    def dataset(self) -> Deps:
+        return self.lineage.dataset
+
+
+def alias_columns(node: E.Expression | None) -> list[str]:
+    """Column names from an alias list: ``AS d(a, b)`` or ``WITH t(a, b) AS``."""
+    if node is None:
+        return []
+    alias = node.args.get("alias")
+    if isinstance(alias, E.TableAlias):
+        return [ident_name(c) for c in alias.columns]
+    return []
+
+
+class Context:
+    """Name lookup inside one SELECT: its sources, earlier aliases, the enclosing query."""
+
+    __slots__ = ("sources", "order", "aliases", "parent", "using", "cache")
+
+    def __init__(self, sources: dict[str, Source], order: list[str], parent: "Context | None") -> None:
+        self.sources = sources
+        self.order = order
+        self.aliases: dict[str, Deps] = {}
+        self.parent = parent
+        self.using: set[str] = set()
+        self.cache: dict[tuple[str, str], Deps | None] = {}
+
+    def lookup(self, table: str, name: str) -> Deps | None:
+        key = (table, name)
+        if key in self.cache:
+            return self.cache[key]
+        hit = self._lookup_local(table, name)
+        if hit is None and self.parent is not None:
+            hit = self.parent.lookup(table, name)
+        self.cache[key] = hit
+        return hit
+
+    def _lookup_local(self, table: str, name: str) -> Deps | None:
+        if table:
+            src = self.sources.get(table)
+            if src is not None:
+                return src.column(name)
+            struct = self._lookup_local("", table)  # BigQuery struct access: col.field
+            if struct:
+                return {k: {compose(TRANSFORM, t) for t in ts} for k, ts in struct.items()}
+            return None
+        known = [s for s in self.sources.values() if s.has(name)]
+        if len(known) == 1 or (known and name in self.using):
+            return known[0].column(name)
+        if len(known) > 1:
+            return _AMBIGUOUS
+        alias = self.aliases.get(name)
+        if alias is not None:
+            return alias
+        unknown = [s for s in self.sources.values() if s.has(name) is None]
+        if len(unknown) == 1:
+            return unknown[0].column(name)
+        return _AMBIGUOUS if unknown else None
+
+
+class QueryResolver:
+    """Resolves every scope of one query against a catalog, collecting warnings."""
+
+    def __init__(self, catalog: Catalog, warn: Warn, dialect: str | None = None) -> None:
+        self.catalog = catalog
+        self.warn = warn
+        self.dialect = dialect
+        self._memo: dict[int, ScopeLineage] = {}
+        self._busy: set[int] = set()
+        self._scopes: dict[int, Scope] = {}
+        self.tables: list[str] = []
+
+    # -- entry point -------------------------------------------------------------
+    def resolve_query(self, query: E.Expression) -> ScopeLineage:
+        root = build_scope(query)
+        if root is None:
+            self.warn("could not analyse this query", query)
+            return ScopeLineage()
+        for scope in root.traverse():
+            self._scopes[id(scope.expression)] = scope
+        return self.resolve(root, None)
+
+    # -- scopes ------------------------------------------------------------------
+    def resolve(self, scope: Scope, parent: Context | None) -> ScopeLineage:
+        key = id(scope.expression)
+        done = self._memo.get(key)
+        if done is not None:
+            return done
+        if key in self._busy:  # recursive CTE referring to itself: its anchor defines it
+            return self._recursive_anchor(scope)
+        self._busy.add(key)
+        try:
+            expr = scope.expression
+            if isinstance(expr, E.SetOperation):
+                result = self._resolve_set_operation(scope, parent)
+            elif isinstance(expr, E.Select):
+                result = self._resolve_select(scope, parent)
+            elif isinstance(expr, (E.Unnest, E.Lateral)) or isinstance(expr, E.UDTF):
+                result = self._resolve_udtf(scope, parent)
+            else:
+                result = self._resolve_values(expr)
+        finally:
+            self._busy.discard(key)
+        self._memo[key] = result
+        return result
+
+    def _recursive_anchor(self, scope: Scope) -> ScopeLineage:
+        union = scope.expression
+        while isinstance(union, E.SetOperation):
+            union = union.this
+        anchor = self._scopes.get(id(union))
+        if anchor is None or id(union) in self._busy:
+            return ScopeLineage()
+        return self.resolve(anchor, None)
+
+    def _resolve_set_operation(self, scope: Scope, parent: Context | None) -> ScopeLineage:
+        branches = [self.resolve(s, parent) for s in scope.set_operation_scopes]
+        result = ScopeLineage()
+        first = branches[0]
+        for i, name in enumerate(first.names):
+            deps: Deps = {}
+            for b in branches:
+                if i < len(b.deps):
+                    merge_into(deps, b.deps[i])
+            result.add(name, deps, first.types[i])
+        for b in branches:
+            merge_into(result.dataset, b.dataset)
+        if any(b.passthrough for b in branches):
+            result.passthrough = first.passthrough
+        order = scope.expression.args.get("order")
+        if order is not None:
+            for ordered in order.expressions:
+                pos = result.position(ordered.this.name) if isinstance(ordered.this, E.Column) else None
+                if pos is not None:
+                    merge_into(result.dataset, result.deps[pos], IND_SORT)
+        return result
+
+    def _resolve_values(self, expr: E.Expression) -> ScopeLineage:
+        result = ScopeLineage()
+        names = alias_columns(expr)
+        width = len(expr.expressions[0].expressions) if isinstance(expr, E.Values) and expr.expressions else len(names)
+        for i in range(width):
+            result.add(names[i] if i < len(names) else f"_col{i}", {})
+        return result
+
+    def _resolve_udtf(self, scope: Scope, parent: Context | None) -> ScopeLineage:
+        expr = scope.expression
+        ctx = self._context(scope, parent, [])
+        result = ScopeLineage()
+        inner = [s for s in scope.sources.values() if isinstance(s, Scope)]
+        if isinstance(expr, E.Lateral) and inner and not isinstance(expr.this, E.Func):
+            sub = self.resolve(inner[0], ctx)
+            return ScopeLineage(list(sub.names), list(sub.deps), list(sub.types), dict(sub.dataset))
+        deps: Deps = {}
+        func = expr.this if isinstance(expr, E.Lateral) else expr
+        for arg in func.iter_expressions():
+            if not isinstance(arg, (E.TableAlias, E.Identifier)):
+                self.walk(arg, TRANSFORM, ctx, deps)
+        names = alias_columns(expr)
+        if not names:
+            alias = expr.args.get("alias")
+            names = [ident_name(alias.this)] if isinstance(alias, E.TableAlias) and alias.this else ["value"]
+        for name in names:
+            result.add(name, deps)
+        return result
+
+    def _context(self, scope: Scope, parent: Context | None, order: list[str]) -> Context:
+        sources: dict[str, Source] = {}
+        if scope.is_udtf:
+            items = [(name.lower(), src) for name, src in scope.sources.items()]
+        else:
+            items = [(name.lower(), src) for name, (_, src) in scope.selected_sources.items()]
+        for name, src in items:
+            if isinstance(src, E.Table):
+                if not src.name:
+                    continue  # table functions such as read_csv(...) carry no column lineage
+                canonical = self.catalog.canonical(table_name(src))
+                if canonical not in self.tables:
+                    self.tables.append(canonical)
+                sources[name] = TableSource(canonical, self.catalog.columns(canonical))
+            elif isinstance(src, Scope):
+                sub_parent = parent if src.is_udtf else None
+                lineage = self.resolve(src, sub_parent)
+                node = src.expression.parent if not src.is_udtf else src.expression
+                sources[name] = ScopeSource(lineage, alias_columns(node))
+        return Context(sources, order, parent)
+
+    # -- SELECT ------------------------------------------------------------------
+    def _resolve_select(self, scope: Scope, parent: Context | None) -> ScopeLineage:
+        select: E.Select = scope.expression  # type: ignore[assignment]
+        ctx = self._context(scope, parent, self._from_order(select))
+        result = ScopeLineage()
+        for name in ctx.order:
+            src = ctx.sources.get(name)
+            if src is not None:
+                merge_into(result.dataset, src.dataset())
+        self._joins(select, ctx, result.dataset)
+        for proj in select.expressions:
+            star = proj if isinstance(proj, E.Star) else proj.this if isinstance(proj, E.Column) and isinstance(proj.this, E.Star) else None
+            if star is not None:
+                self._expand_star(star, proj.table if isinstance(proj, E.Column) else "", ctx, result)
+                continue
+            deps: Deps = {}
+            self.walk(proj, IDENT, ctx, deps)
+            name = proj.alias_or_name or f"_col{len(result.names)}"
+            result.add(name, deps, self._type_of(proj, ctx))
+            ctx.aliases.setdefault(name.lower() if not _quoted_alias(proj) else name, deps)
+        self._clauses(select, ctx, result)
+        return result
+
+    @staticmethod
+    def _from_order(select: E.Select) -> list[str]:
+        order: list[str] = []
+        from_ = select.args.get("from_") or select.args.get("from")
+        nodes = ([from_.this] if from_ is not None else []) + [j.this for j in select.args.get("joins") or []]
+        for node in nodes:
+            order.append(node.alias_or_name.lower())
+        return order
+
+    def _joins(self, select: E.Select, ctx: Context, out: Deps) -> None:
+        for join in select.args.get("joins") or []:
+            on = join.args.get("on")
+            if on is not None:
+                self.walk(on, IND_JOIN, ctx, out)
+            for ident in join.args.get("using") or []:
+                name = ident_name(ident.this if isinstance(ident, E.Column) else ident)
+                ctx.using.add(name)
+                for src in ctx.sources.values():
+                    if src.has(name) is not False:
+                        merge_into(out, src.column(name) or {}, IND_JOIN)
+
+    def _clauses(self, select: E.Select, ctx: Context, result: ScopeLineage) -> None:
+        out = result.dataset
+        for key, mode in (("where", IND_FILTER), ("having", IND_FILTER), ("qualify", IND_FILTER)):
+            clause = select.args.get(key)
+            if clause is not None:
+                self.walk(clause.this, mode, ctx, out)
+        group = select.args.get("group")
+        if group is not None:
+            for expr in group.expressions:
+                self._by_output(expr, IND_GROUP, ctx, result)
+        order = select.args.get("order")
+        if order is not None:
+            for ordered in order.expressions:
+                self._by_output(ordered.this if isinstance(ordered, E.Ordered) else ordered, IND_SORT, ctx, result)
+        distinct = select.args.get("distinct")
+        on = distinct.args.get("on") if distinct is not None else None
+        if on is not None:
+            for expr in on.expressions if isinstance(on, E.Tuple) else [on]:
+                self._by_output(expr, IND_GROUP, ctx, result)
+
+    def _by_output(self, expr: E.Expression, mode: T, ctx: Context, result: ScopeLineage) -> None:
+        """GROUP BY / ORDER BY items may name an output by position or alias."""
+        if isinstance(expr, E.Literal) and expr.is_int:
+            pos = int(expr.this) - 1
+            if 0 <= pos < len(result.deps):
+                merge_into(result.dataset, result.deps[pos], mode)
+            return
+        if isinstance(expr, E.Column) and not expr.table:
+            name = ident_name(expr.this)
+            if ctx.lookup("", name) in (None, _AMBIGUOUS):
+                pos = result.position(name)
+                if pos is not None:
+                    merge_into(result.dataset, result.deps[pos], mode)
+                    return
+        self.walk(expr, mode, ctx, result.dataset)
+
+    def _expand_star(self, star: E.Star, table: str, ctx: Context, result: ScopeLineage) -> None:
+        excluded = {ident_name(c.this if isinstance(c, E.Column) else c) for c in star.args.get("except_") or star.args.get("except") or []}
+        names = [table.lower()] if table else ctx.order
+        unresolved: list[str] = []
+        for name in names:
+            src = ctx.sources.get(name)
+            if src is None:
+                continue
+            cols = src.all_columns()
+            if cols is None:
+                unresolved.append(name)
+                result.passthrough = src
+                continue
+            for col, deps, type_ in cols:
+                if col not in excluded:
+                    result.add(col, deps, type_)
+        if unresolved:
+            what = f"{table}.*" if table else "*"
+            self.warn(f"cannot expand {what}: no schema for {', '.join(unresolved)} (pass --schema)", star)
+            if len(unresolved) > 1:
+                result.passthrough = None
+
+    # -- expressions -------------------------------------------------------------
+    def walk(self, node: E.Expression, mode: T, ctx: Context, out: Deps) -> None:
+        """Add every column ``node`` reads to ``out``, with its transformation."""
+        if isinstance(node, E.Column):
+            self._column(node, mode, ctx, out)
+            return
+        if isinstance(node, (E.Literal, E.Star, E.Null, E.Boolean, E.DataType, E.Var, E.Placeholder)):
+            return
+        if isinstance(node, E.Query) or isinstance(node, E.Subquery):
+            self._subquery(node, mode, ctx, out)
+            return
+        if isinstance(node, _SELECTIVE):
+            for child in node.iter_expressions():
+                self.walk(child, mode, ctx, out)
+            return
+        if isinstance(node, E.Case):
+            self._case(node, mode, ctx, out)
+            return
+        if isinstance(node, E.If):
+            self.walk(node.this, compose(mode, IND_COND), ctx, out)
+            for key in ("true", "false"):
+                branch = node.args.get(key)
+                if branch is not None:
+                    self.walk(branch, mode, ctx, out)
+            return
+        if isinstance(node, E.Window):
+            self._window(node, mode, ctx, out)
+            return
+        if isinstance(node, E.AggFunc):
+            inner = compose(mode, AGGREGATE)
+        elif _is_masking(node):
+            inner = compose(mode, MASKED)
+        else:
+            inner = compose(mode, TRANSFORM)
+        for child in node.iter_expressions():
+            self.walk(child, inner, ctx, out)
+
+    def _column(self, node: E.Column, mode: T, ctx: Context, out: Deps) -> None:
+        name = ident_name(node.this)
+        table = ident_name(node.args.get("table"))
+        deps = ctx.lookup(table, name)
+        if deps is _AMBIGUOUS:
+            self.warn(f"cannot tell which table column {name!r} comes from (pass --schema or qualify it)", node)
+        elif deps is None:
+            ref = f"{table}.{name}" if table else name
+            self.warn(f"column {ref!r} not found in any table of this query", node)
+        else:
+            merge_into(out, deps, mode)
+
+    def _case(self, node: E.Case, mode: T, ctx: Context, out: Deps) -> None:
+        cond_mode = compose(mode, IND_COND)
+        subject = node.this
+        if subject is not None:
+            self.walk(subject, cond_mode, ctx, out)
+        for branch in node.args.get("ifs") or []:
+            self.walk(branch.this, cond_mode, ctx, out)
+            self.walk(branch.args["true"], mode, ctx, out)
+        default = node.args.get("default")
+        if default is not None:
+            self.walk(default, mode, ctx, out)
+
+    def _window(self, node: E.Window, mode: T, ctx: Context, out: Deps) -> None:
+        func = node.this
+        self.walk(func, mode if isinstance(func, E.AggFunc) else compose(mode, TRANSFORM), ctx, out)
+        win_mode = compose(mode, IND_WINDOW)
+        for expr in node.args.get("partition_by") or []:
+            self.walk(expr, win_mode, ctx, out)
+        order = node.args.get("order")
+        if order is not None:
+            for ordered in order.expressions:
+                self.walk(ordered, win_mode, ctx, out)
+
+    def _subquery(self, node: E.Expression, mode: T, ctx: Context, out: Deps) -> None:
+        query = node.this if isinstance(node, E.Subquery) else node
+        while isinstance(query, E.Subquery):
+            query = query.this
+        scope = self._scopes.get(id(query))
+        if scope is None:
+            return
+        lineage = self.resolve(scope, ctx)
+        value_mode = mode if len(lineage.deps) == 1 else compose(mode, TRANSFORM)
+        for deps in lineage.deps:
+            merge_into(out, deps, value_mode)
+        merge_into(out, lineage.dataset, mode)
+
+    def _type_of(self, proj: E.Expression, ctx: Context) -> str | None:
+        expr = proj.this if isinstance(proj, E.Alias) else proj
+        if isinstance(expr, (E.Cast, E.TryCast)):
+            return expr.to.sql(dialect=self.dialect)
+        if isinstance(expr, E.Column):
+            table = ident_name(expr.args.get("table"))
+            name = ident_name(expr.this)
+            src = ctx.sources.get(table) if table else None
+            if src is None and not table:
+                known = [s for s in ctx.sources.values() if s.has(name)]
+                src = known[0] if len(known) == 1 else None
+            if isinstance(src, TableSource) and src.columns:
+                return src.columns.get(name)
+            if isinstance(src, ScopeSource):
+                pos = src._position(name)
+                if pos is not None and pos < len(src.lineage.types):
+                    return src.lineage.types[pos]
+        return None
+
+
+def _quoted_alias(proj: E.Expression) -> bool:
+    alias = proj.args.get("alias") if isinstance(proj, E.Alias) else None
+    return bool(isinstance(alias, E.Identifier) and alias.quoted)
+
+
+def _is_masking(node: E.Expression) -> bool:
+    if isinstance(node, E.Anonymous):
+        return str(node.this).lower() in MASKING_FUNCTIONS
+    if isinstance(node, E.Func):
+        return node.key in MASKING_FUNCTIONS or node.sql_name().lower() in MASKING_FUNCTIONS
+    return False

@@ -1,0 +1,107 @@
+"""Table schemas: the user's schema file plus tables a script creates as it runs.
+
+Keys may be ``db.schema.table``, ``schema.table`` or ``table``. A reference in SQL matches
+the key written the same way, or the one key that ends with it (``raw.users`` finds
+``warehouse.raw.users``), so lineage names tables as fully as the schema knows them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lineage_auditor.errors import LineageAuditError
+
+Columns = dict[str, str | None]  # column name (lower case) -> type, insertion-ordered
+
+
+def load_schema(path: str | Path) -> dict[str, Columns]:
+    """Read a JSON or YAML schema file: ``{table: {column: type}}``.
+
+    Errors name the file and, for syntax errors, the line and column.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LineageAuditError(f"cannot read schema file: {exc.strerror}", file=str(path)) from None
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise LineageAuditError(f"invalid JSON: {exc.msg}", file=str(path), line=exc.lineno, column=exc.colno) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise LineageAuditError(
+            f"invalid YAML: {getattr(exc, 'problem', None) or exc}",
+            file=str(path),
+            line=(mark.line + 1) if mark else 0,
+            column=(mark.column + 1) if mark else 0,
+        ) from None
+    return validate_schema(data, source=str(path))
+
+
+def validate_schema(data: Any, *, source: str = "<schema>") -> dict[str, Columns]:
+    """Check the shape of a schema mapping and normalize names to lower case."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise LineageAuditError("schema must map table names to {column: type}", file=source)
+    tables: dict[str, Columns] = {}
+    for table, columns in data.items():
+        if not isinstance(columns, dict):
+            raise LineageAuditError(
+                f"table {table!r}: expected a mapping of column to type, got {type(columns).__name__}",
+                file=source,
+            )
+        tables[str(table).lower()] = {str(c).lower(): (str(t) if t is not None else None) for c, t in columns.items()}
+    return tables
+
+
+class Catalog:
+    """Looks up tables by the name SQL uses, in the schema and in the running script."""
+
+    def __init__(self, schema: dict[str, Columns] | None = None) -> None:
+        self._tables: dict[str, Columns] = dict(schema or {})
+        self._suffixes: dict[str, list[str]] = {}
+        for key in self._tables:
+            self._index(key)
+        self._resolved: dict[str, str] = {}
+
+    def _index(self, key: str) -> None:
+        parts = key.split(".")
+        for i in range(1, len(parts)):
+            self._suffixes.setdefault(".".join(parts[i:]), []).append(key)
+
+    def canonical(self, name: str) -> str:
+        """The schema's full name for a table reference, or the reference itself."""
+        hit = self._resolved.get(name)
+        if hit is not None:
+            return hit
+        if name in self._tables:
+            hit = name
+        else:
+            keys = self._suffixes.get(name, ())
+            hit = keys[0] if len(keys) == 1 else name
+        self._resolved[name] = hit
+        return hit
+
+    def columns(self, name: str) -> Columns | None:
+        """Columns of a table (by canonical name), or None when unknown."""
+        return self._tables.get(name)
+
+    def define(self, name: str, columns: Columns) -> None:
+        """Record a table the script created (it shadows the schema from now on)."""
+        if name not in self._tables:
+            self._index(name)
+        self._tables[name] = columns
+        self._resolved.clear()
+
+    def drop(self, name: str) -> None:
+        self._tables.pop(name, None)
+        self._resolved.clear()

@@ -1,0 +1,164 @@
+"""What a statement writes, and the query that computes it.
+
+Every writing statement is reduced to (kind, target, target columns, query): CTAS and views
+read their SELECT, INSERT maps its SELECT positionally onto the column list, and MERGE and
+UPDATE are rewritten into one SELECT over the target and its source whose projections are
+the assigned values, so one resolver handles them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlglot.expressions as E
+
+from lineage_auditor.sql.resolver import ident_name, table_name
+
+CREATE_TABLE_AS = "CREATE_TABLE_AS"
+CREATE_VIEW = "CREATE_VIEW"
+INSERT = "INSERT"
+MERGE = "MERGE"
+UPDATE = "UPDATE"
+SELECT = "SELECT"
+
+
+@dataclass(slots=True)
+class WriteStatement:
+    """One statement reduced to the query whose outputs land in ``target``."""
+
+    kind: str
+    target: str | None  # None for a plain SELECT
+    query: E.Expression
+    columns: list[str] = field(default_factory=list)  # explicit target columns, positional
+    temporary: bool = False
+
+
+@dataclass(slots=True)
+class SchemaStatement:
+    """DDL that changes the catalog without lineage: CREATE TABLE (cols), DROP."""
+
+    action: str  # "define" | "drop"
+    target: str
+    columns: dict[str, str | None] = field(default_factory=dict)
+
+
+def _target(node: E.Expression) -> tuple[str, list[str]]:
+    """Table name and explicit column list of ``t`` or ``t (a, b)``."""
+    if isinstance(node, E.Schema):
+        cols = [ident_name(c.this if isinstance(c, E.ColumnDef) else c) for c in node.expressions]
+        return table_name(node.this), cols
+    if isinstance(node, E.Table):
+        return table_name(node), []
+    return ident_name(node), []
+
+
+def _is_temporary(create: E.Create) -> bool:
+    props = create.args.get("properties")
+    if props is not None and any(isinstance(p, E.TemporaryProperty) for p in props.expressions):
+        return True
+    return bool(create.args.get("temporary"))
+
+
+def _with_ctes(outer: E.Expression, query: E.Expression) -> E.Expression:
+    """Move a statement-level WITH (``WITH x AS (...) INSERT ...``) onto its query."""
+    with_ = outer.args.get("with_") or outer.args.get("with")
+    if with_ is not None and isinstance(query, E.Query) and not (query.args.get("with_") or query.args.get("with")):
+        query.set("with_" if "with_" in type(query).arg_types else "with", with_)
+    return query
+
+
+def classify(stmt: E.Expression) -> WriteStatement | SchemaStatement | None:
+    """Reduce a parsed statement; None for statements with no lineage (SET, GRANT, ...)."""
+    if isinstance(stmt, E.Query):
+        return WriteStatement(SELECT, None, stmt)
+    if isinstance(stmt, E.Create):
+        return _create(stmt)
+    if isinstance(stmt, E.Insert):
+        query = stmt.expression
+        if query is None:
+            return None
+        target, cols = _target(stmt.this)
+        return WriteStatement(INSERT, target, _with_ctes(stmt, query), cols)
+    if isinstance(stmt, E.Merge):
+        return _merge(stmt)
+    if isinstance(stmt, E.Update):
+        return _update(stmt)
+    if isinstance(stmt, E.Drop):
+        node = stmt.this
+        return SchemaStatement("drop", table_name(node) if isinstance(node, E.Table) else ident_name(node))
+    return None
+
+
+def _create(stmt: E.Create) -> WriteStatement | SchemaStatement | None:
+    kind = str(stmt.args.get("kind") or "").upper()
+    if kind not in ("TABLE", "VIEW"):
+        return None
+    target, cols = _target(stmt.this)
+    query = stmt.expression
+    if isinstance(query, E.Subquery):
+        query = query.unnest()
+    if query is None or not isinstance(query, E.Query):
+        if isinstance(stmt.this, E.Schema):
+            defs = {
+                ident_name(c.this): (c.args["kind"].sql() if c.args.get("kind") else None)
+                for c in stmt.this.expressions
+                if isinstance(c, E.ColumnDef)
+            }
+            return SchemaStatement("define", target, defs)
+        return None
+    return WriteStatement(
+        CREATE_VIEW if kind == "VIEW" else CREATE_TABLE_AS,
+        target,
+        _with_ctes(stmt, query),
+        cols,
+        _is_temporary(stmt),
+    )
+
+
+def _assignments(updates: list[E.Expression]) -> list[tuple[str, E.Expression]]:
+    out = []
+    for eq in updates:
+        if isinstance(eq, E.EQ) and isinstance(eq.this, E.Column):
+            out.append((ident_name(eq.this.this), eq.expression))
+    return out
+
+
+def _merge(stmt: E.Merge) -> WriteStatement:
+    target_node: E.Table = stmt.this
+    target = table_name(target_node)
+    assigned: list[tuple[str, E.Expression]] = []
+    conditions: list[E.Expression] = []
+    whens = stmt.args.get("whens")
+    for when in (whens.expressions if whens is not None else []):
+        cond = when.args.get("condition")
+        if cond is not None:
+            conditions.append(cond.copy())
+        then = when.args.get("then")
+        if isinstance(then, E.Update):
+            assigned.extend(_assignments(then.expressions))
+        elif isinstance(then, E.Insert):
+            cols = then.this.expressions if isinstance(then.this, E.Tuple) else []
+            vals = then.expression.expressions if isinstance(then.expression, E.Tuple) else []
+            assigned.extend((ident_name(c.this if isinstance(c, E.Column) else c), v) for c, v in zip(cols, vals))
+    query = E.select(*[E.alias_(value.copy(), f"__c{i}") for i, (_, value) in enumerate(assigned)])
+    query = query.from_(stmt.args["using"].copy()).join(target_node.copy(), on=stmt.args["on"].copy())
+    if conditions:
+        query = query.where(E.or_(*conditions))
+    return WriteStatement(MERGE, target, _with_ctes(stmt, query), [name for name, _ in assigned])
+
+
+def _update(stmt: E.Update) -> WriteStatement:
+    target_node: E.Table = stmt.this
+    target = table_name(target_node)
+    assigned = _assignments(stmt.expressions)
+    query = E.select(*[E.alias_(value.copy(), f"__c{i}") for i, (_, value) in enumerate(assigned)])
+    query = query.from_(target_node.copy())
+    from_ = stmt.args.get("from_") or stmt.args.get("from")
+    if from_ is not None:
+        query = query.join(from_.this.copy())
+    for join in stmt.args.get("joins") or []:
+        query = query.join(join.copy())
+    where = stmt.args.get("where")
+    if where is not None:
+        query = query.where(where.this.copy())
+    return WriteStatement(UPDATE, target, query, [name for name, _ in assigned])
