@@ -143,7 +143,7 @@ def graph_command(files, dialect, schema_path, namespace, out, title) -> None:
     sys.exit(EXIT_INPUT if result.errors else EXIT_OK)
 
 
-_COMMAND_MODULES = ("collectors.cli", "collectors.marquez.cli", "pipelines.cli", "reports.cli")
+_COMMAND_MODULES = ("lineage_auditor.cli_audit", "collectors.cli", "collectors.marquez.cli", "pipelines.cli", "reports.cli")
 
 
 def _register() -> None:

@@ -358,3 +358,27 @@ def test_dialects(dialect):
     got = lineage("INSERT INTO t (x) SELECT UPPER(name) FROM users WHERE id > 3", dialect=dialect,
                   schema={"users": {"id": "INT", "name": "TEXT"}})
     assert got == {"x": {"users.name:DIRECT/TRANSFORMATION"}}
+
+
+def test_insert_values_has_columns_without_inputs():
+    result = analyze("INSERT INTO t (a, b) VALUES (1, 2), (3, 4)")
+    assert fields_of(result.statements[0].outputs[0]) == {"a": set(), "b": set()}
+    assert not result.warnings
+
+
+def test_select_into_creates_a_temp_table_the_script_reads():
+    result = analyze("SELECT a, b INTO #tmp FROM src; CREATE TABLE out AS SELECT a FROM #tmp", dialect="tsql")
+    assert [st.kind for st in result.statements] == ["CREATE_TABLE_AS", "CREATE_TABLE_AS"]
+    e2e = {o.dataset.name: fields_of(o) for o in result.end_to_end}
+    assert e2e == {"out": {"a": {"src.a:DIRECT/IDENTITY"}}}
+
+
+def test_exists_subquery_columns_filter_the_dataset():
+    out = output("SELECT a FROM t WHERE EXISTS (SELECT 1 FROM u WHERE u.k = t.k)", schema={"t": {"a": "INT", "k": "INT"}, "u": {"k": "INT"}})
+    assert dataset_of(out) == {"u.k:INDIRECT/FILTER", "t.k:INDIRECT/FILTER"}
+
+
+def test_table_functions_are_sources_without_column_lineage():
+    result = analyze("SELECT s.x, t.y FROM read_csv('f.csv') s JOIN t ON t.id = s.id", dialect="duckdb", schema={"t": {"id": "INT", "y": "INT"}})
+    assert fields_of(result.statements[0].outputs[0]) == {"x": set(), "y": {"t.y:DIRECT/IDENTITY"}}
+    assert not result.warnings

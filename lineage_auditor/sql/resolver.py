@@ -143,6 +143,21 @@ class TableSource(Source):
         return [(c, self.column(c) or {}, t) for c, t in self.columns.items()]
 
 
+class OpaqueSource(Source):
+    """A table function (``read_csv(...)``, ``generate_series(...)``): columns of its own."""
+
+    __slots__ = ()
+
+    def has(self, name: str) -> bool | None:
+        return None
+
+    def column(self, name: str) -> Deps | None:
+        return {}
+
+    def all_columns(self) -> list[tuple[str, Deps, str | None]] | None:
+        return None
+
+
 class ScopeSource(Source):
     __slots__ = ("lineage", "renames")
 
@@ -251,6 +266,8 @@ class QueryResolver:
 
     # -- entry point -------------------------------------------------------------
     def resolve_query(self, query: E.Expression) -> ScopeLineage:
+        if isinstance(query, E.Values):
+            return self._resolve_values(query)
         root = build_scope(query)
         if root is None:
             self.warn("could not analyse this query", query)
@@ -351,8 +368,9 @@ class QueryResolver:
             items = [(name.lower(), src) for name, (_, src) in scope.selected_sources.items()]
         for name, src in items:
             if isinstance(src, E.Table):
-                if not src.name:
-                    continue  # table functions such as read_csv(...) carry no column lineage
+                if not src.name:  # a table function such as read_csv(...): no column lineage
+                    sources[name] = OpaqueSource()
+                    continue
                 canonical = self.catalog.canonical(table_name(src))
                 if canonical not in self.tables:
                     self.tables.append(canonical)

@@ -69,6 +69,8 @@ def _with_ctes(outer: E.Expression, query: E.Expression) -> E.Expression:
 
 def classify(stmt: E.Expression) -> WriteStatement | SchemaStatement | None:
     """Reduce a parsed statement; None for statements with no lineage (SET, GRANT, ...)."""
+    if isinstance(stmt, E.Select) and stmt.args.get("into") is not None:
+        return _select_into(stmt)
     if isinstance(stmt, E.Query):
         return WriteStatement(SELECT, None, stmt)
     if isinstance(stmt, E.Create):
@@ -113,6 +115,16 @@ def _create(stmt: E.Create) -> WriteStatement | SchemaStatement | None:
         cols,
         _is_temporary(stmt),
     )
+
+
+def _select_into(stmt: E.Select) -> WriteStatement:
+    """``SELECT ... INTO t FROM ...`` (T-SQL, PostgreSQL) creates ``t``."""
+    into = stmt.args["into"]
+    stmt.set("into", None)
+    table = into.this
+    name = table_name(table) if isinstance(table, E.Table) else ident_name(table)
+    temporary = bool(into.args.get("temporary")) or name.startswith("#")
+    return WriteStatement(CREATE_TABLE_AS, name.lstrip("#"), stmt, [], temporary)
 
 
 def _assignments(updates: list[E.Expression]) -> list[tuple[str, E.Expression]]:

@@ -1,0 +1,248 @@
+"""``lineage-audit.yml``: which datasets feed AI, what is sensitive, and how strict to be.
+
+Validated with pydantic; every error names the file, line and column of the offending key
+(found by walking the YAML node tree along pydantic's error location), so a typo in a
+forty-line config is one glance away. See ``examples/lineage-audit.yml`` for every option.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from lineage_auditor.errors import LineageAuditError
+
+DEFAULT_CONFIG = "lineage-audit.yml"
+DEFAULT_BASELINE = ".lineage/baseline.json"
+DEFAULT_SENSITIVE = ("pii", "pii.*", "license.restricted", "restricted", "restricted.*", "sensitive", "sensitive.*")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+DriftMethod = Literal["auto", "ks", "wasserstein", "chisquare", "jensenshannon", "psi"]
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``90s``, ``30m``, ``26h``, ``7d``, ``2w`` or a plain number of seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 30m, 26h, 7d)")
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Thresholds(_Model):
+    """When a statistic counts as drift (defaults follow common drift-monitoring practice)."""
+
+    ks_pvalue: float = Field(0.05, gt=0, lt=1, description="KS test: drift when p-value is below")
+    wasserstein: float = Field(0.1, gt=0, description="Wasserstein distance / reference std: drift when above")
+    chi2_pvalue: float = Field(0.05, gt=0, lt=1, description="chi-square test: drift when p-value is below")
+    jensenshannon: float = Field(0.1, gt=0, le=1, description="Jensen-Shannon distance: drift when above")
+    psi: float = Field(0.2, gt=0, description="population stability index: drift when above")
+    small_sample: int = Field(1000, gt=0, description="below this many rows: KS / chi-square; above: Wasserstein / JS")
+    drift_share: float = Field(0.5, gt=0, le=1, description="dataset drift when this share of columns drifted")
+
+
+class ColumnDrift(_Model):
+    method: DriftMethod = "auto"
+    threshold: float | None = None
+    skip: bool = False
+
+
+class DriftConfig(_Model):
+    drift_share: float | None = Field(None, gt=0, le=1)
+    columns: dict[str, ColumnDrift] = Field(default_factory=dict)
+    exclude: list[str] = Field(default_factory=list)
+
+
+class DataConfig(_Model):
+    """Where to read the AI dataset's rows for data drift and quality."""
+
+    warehouse: str = Field(..., description="duckdb:PATH or postgresql://... (password from env)")
+    table: str
+    time_column: str | None = None
+    current_window: float | None = Field(None, description="with time_column: the current window (e.g. 7d); reference is the window before")
+    reference: Literal["baseline", "previous_window"] = "baseline"
+    sample_rows: int = Field(100_000, gt=0)
+
+    _window = field_validator("current_window", mode="before")(lambda v: None if v is None else parse_duration(v))
+
+
+class Freshness(_Model):
+    max_age: float = Field(..., description="the last successful run may be at most this old (e.g. 26h)")
+
+    _age = field_validator("max_age", mode="before")(lambda v: parse_duration(v))
+
+
+class Volume(_Model):
+    min_rows: int | None = Field(None, ge=0)
+    max_rows: int | None = Field(None, ge=0)
+    tolerance: float | None = Field(None, gt=0, description="allowed relative change against the median of earlier runs")
+
+
+class ContractColumn(_Model):
+    type: str | None = None
+    nullable: bool | None = None
+
+
+class Contract(_Model):
+    columns: dict[str, ContractColumn] = Field(default_factory=dict)
+    strict: bool = Field(False, description="columns not in the contract are findings")
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _short_form(cls, value: Any) -> Any:
+        """``{col: TYPE}`` is short for ``{col: {type: TYPE}}``."""
+        if isinstance(value, dict):
+            return {k: ({"type": v} if isinstance(v, str) or v is None else v) for k, v in value.items()}
+        return value
+
+
+class AIDataset(_Model):
+    """A dataset that trains or feeds a model."""
+
+    name: str = Field(..., description="dataset name (suffix match: analytics.user_orders) or namespace/name")
+    purpose: str = ""
+    owner: str = ""
+    consumers: list[str] = Field(default_factory=list)
+    description: str = ""
+    license: str = ""
+    freshness: Freshness | None = None
+    volume: Volume | None = None
+    contract: Contract | None = None
+    data: DataConfig | None = None
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+
+
+class TagRule(_Model):
+    """Sensitivity tags for source columns: ``column`` is ``dataset.column`` (glob in the column part)."""
+
+    column: str
+    tags: list[str]
+
+    @field_validator("column")
+    @classmethod
+    def _has_dataset(cls, value: str) -> str:
+        if "." not in value:
+            raise ValueError("write the column as dataset.column, e.g. staging.users.email")
+        return value
+
+
+class Masking(_Model):
+    """What counts as masking besides OpenLineage ``masking: true``."""
+
+    functions: list[str] = Field(default_factory=list, description="SQL functions that mask (e.g. md5, my_tokenize)")
+
+
+class Checks(_Model):
+    reported_vs_rebuilt: bool = True
+    schema_drift: bool = True
+    lineage_drift: bool = True
+    data_drift: bool = True
+    freshness: bool = True
+    pii: bool = True
+    coverage: bool = True
+
+    def enabled(self) -> list[str]:
+        return [name for name, on in self.model_dump().items() if on]
+
+
+class ReportConfig(_Model):
+    runs: int = Field(10, gt=0, description="runs shown in quality and run history")
+
+
+class AuditConfig(_Model):
+    version: Literal[1] = 1
+    store: str | None = Field(None, description="lineage store spec, as --store")
+    baseline: str = DEFAULT_BASELINE
+    ai_datasets: list[AIDataset] = Field(default_factory=list)
+    tags: list[TagRule] = Field(default_factory=list)
+    sensitive_tags: list[str] = Field(default_factory=lambda: list(DEFAULT_SENSITIVE))
+    masking: Masking = Field(default_factory=Masking)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    checks: Checks = Field(default_factory=Checks)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    source_file: str = Field("", exclude=True)
+
+    def ai_dataset(self, name: str) -> AIDataset | None:
+        for item in self.ai_datasets:
+            if item.name == name:
+                return item
+        return None
+
+
+def load_config(path: str | Path) -> AuditConfig:
+    """Read and validate a config file; errors name file:line:column."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LineageAuditError(f"cannot read config: {exc.strerror}", file=str(path)) from None
+    return parse_config(text, source=str(path))
+
+
+def parse_config(text: str, *, source: str = DEFAULT_CONFIG) -> AuditConfig:
+    """Validate config text (YAML); errors name ``source`` and the line of the bad key."""
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise LineageAuditError(
+            f"invalid YAML: {getattr(exc, 'problem', None) or exc}",
+            file=source, line=(mark.line + 1) if mark else 0, column=(mark.column + 1) if mark else 0,
+        ) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise LineageAuditError("the config must be a mapping (version, ai_datasets, tags, ...)", file=source, line=1)
+    try:
+        config = AuditConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err.get("loc") or ())
+        line, column = _position(root, loc)
+        where = ".".join(str(p) for p in loc) or "config"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise LineageAuditError(f"{where}: {_message(err)}{more}", file=source, line=line, column=column) from None
+    config.source_file = source
+    return config
+
+
+def _message(err: dict[str, Any]) -> str:
+    if err.get("type") == "extra_forbidden":
+        return "unknown key"
+    msg = str(err.get("msg", "invalid value"))
+    return msg.removeprefix("Value error, ")
+
+
+def _position(node: Any, loc: tuple[Any, ...]) -> tuple[int, int]:
+    """Line and column (1-based) of the deepest YAML node along ``loc``."""
+    best = node
+    for part in loc:
+        nxt = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if str(key.value) == str(part):
+                    # an unknown key points at the key itself, anything else at its value
+                    nxt, best = value, key
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            nxt = node.value[part]
+            best = nxt
+        if nxt is None:
+            break
+        node = nxt
+        if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            best = node
+    if best is None:
+        return (0, 0)
+    return (best.start_mark.line + 1, best.start_mark.column + 1)
