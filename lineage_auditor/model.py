@@ -9,6 +9,7 @@ them as OpenLineage JSON, the graph is built from them and reports render them.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,10 +36,28 @@ DIRECT_RANK = {IDENTITY: 0, TRANSFORMATION: 1, AGGREGATION: 2}
 
 @dataclass(frozen=True, slots=True, order=True)
 class DatasetRef:
-    """A dataset named the OpenLineage way (namespace + name)."""
+    """A dataset named the OpenLineage way (namespace + name).
+
+    Refs are graph node keys hashed millions of times on a large store, so the hash is
+    computed once and equality short-cuts on identity.
+    """
 
     namespace: str
     name: str
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((DatasetRef, self.namespace, self.name)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if type(other) is not DatasetRef:
+            return NotImplemented
+        return self._hash == other._hash and self.name == other.name and self.namespace == other.namespace
 
     def to_json(self) -> dict[str, str]:
         return {"namespace": self.namespace, "name": self.name}
@@ -49,10 +68,24 @@ class DatasetRef:
 
 @dataclass(frozen=True, slots=True, order=True)
 class ColumnRef:
-    """One field of one dataset."""
+    """One field of one dataset (hash cached like ``DatasetRef``)."""
 
     dataset: DatasetRef
     field: str
+    _hash: int = dataclasses.field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((ColumnRef, self.dataset._hash, self.field)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if type(other) is not ColumnRef:
+            return NotImplemented
+        return self._hash == other._hash and self.field == other.field and self.dataset == other.dataset
 
     def __str__(self) -> str:
         return f"{self.dataset.name}.{self.field}"

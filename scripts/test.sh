@@ -15,4 +15,15 @@ trap cleanup EXIT
 export LINEAGE_AUDIT_PG_DSN="$(bash scripts/postgres.sh start)"
 export LINEAGE_AUDIT_CHROMIUM="$(bash scripts/chromium.sh)"
 
-"$BIN/python" -m pytest -q -p no:cacheprovider "$@"
+# The Marquez server tests need the io.github.marquezproject:marquez-api artifact, which the
+# package registry reachable here does not serve; they run wherever it resolves
+# (LINEAGE_AUDIT_WITH_MARQUEZ=1). Everything else, including Marquez's client, server
+# management and the collect command, runs here against real components.
+if [ "${LINEAGE_AUDIT_WITH_MARQUEZ:-0}" = "1" ]; then
+  markers=()
+else
+  echo "note: deselecting tests marked 'marquez' (Marquez's jar is not served by this registry; set LINEAGE_AUDIT_WITH_MARQUEZ=1 to run them)"
+  markers=(-m "not marquez")
+fi
+
+"$BIN/python" -m pytest -q -p no:cacheprovider "${markers[@]}" "$@"

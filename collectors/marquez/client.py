@@ -1,0 +1,364 @@
+"""Reading lineage from a Marquez server (and writing events to it) over its REST API.
+
+Plain httpx rather than marquez-python: that client lacks the lineage graph, column lineage
+and raw events calls we need most, and imports ``pytz`` without declaring it.
+
+Facts about the API this module relies on (Marquez 0.50/0.51, ``spec/openapi.yml``):
+
+* lists take ``limit``/``offset``; most answer ``totalCount`` too, runs and versions don't,
+  so paging stops on a short page;
+* ``GET /api/v1/lineage`` is undirected (it returns the whole connected neighbourhood up to
+  ``depth`` job hops); direction is recovered here from each node's in/out edges;
+* ``GET /api/v1/column-lineage`` returns ``DATASET_FIELD`` nodes whose ``data.inputFields``
+  name the columns each field was derived from; downstream nodes only with
+  ``withDownstream=true``. Marquez keeps one ``transformationType``/``Description`` per
+  output column (the facet's older fields), not the per-input ``transformations`` list;
+* ``GET /api/v1/events/lineage`` lists RunEvents only (dataset and job events are stored
+  but not listed), filters on event time (``after`` inclusive, ``before`` exclusive, default
+  ``before`` is 2030-01-01) and keeps every POST: the same event posted twice is stored
+  twice, so :meth:`MarquezClient.events` deduplicates on run id + event type + event time,
+  as the embedded store does, and :meth:`MarquezClient.add_event` checks before it posts.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from collectors.openlineage_json import event_identity
+from collectors.store.times import time_key
+from lineage_auditor.errors import LineageAuditError
+from lineage_auditor.model import ColumnRef, DatasetRef
+
+API = "/api/v1"
+PAGE_SIZE = 100
+FAR_FUTURE = "2999-12-31T00:00:00Z"
+FAR_PAST = "1970-01-01T00:00:00Z"
+UPSTREAM, DOWNSTREAM, BOTH = "upstream", "downstream", "both"
+
+
+class MarquezHTTPError(LineageAuditError):
+    """Marquez answered with an error status (``status`` holds it)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def dataset_node(namespace: str, name: str) -> str:
+    return f"dataset:{namespace}:{name}"
+
+
+def field_node(namespace: str, name: str, field: str) -> str:
+    return f"datasetField:{namespace}:{name}:{field}"
+
+
+def job_node(namespace: str, name: str) -> str:
+    return f"job:{namespace}:{name}"
+
+
+@dataclass(frozen=True)
+class ColumnEdge:
+    """One column-lineage edge as Marquez reports it: ``source`` feeds ``target``."""
+
+    source: ColumnRef
+    target: ColumnRef
+    transformation_type: str | None = None
+    transformation_description: str | None = None
+
+
+@dataclass
+class LineageView:
+    """A Marquez lineage answer (``{"graph": [nodes]}``) indexed by node id."""
+
+    nodes: dict[str, dict[str, Any]]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "LineageView":
+        return cls({node["id"]: node for node in data.get("graph") or []})
+
+    def neighbours(self, node_id: str, direction: str) -> set[str]:
+        """Nodes one edge away in ``direction``.
+
+        Marquez writes an edge under both of its ends, and its column-lineage ``inEdges``
+        name the node itself as origin; so the neighbour is whichever end is not this node.
+        """
+        node = self.nodes.get(node_id) or {}
+        keys = {UPSTREAM: ("inEdges",), DOWNSTREAM: ("outEdges",), BOTH: ("inEdges", "outEdges")}[direction]
+        found: set[str] = set()
+        for key in keys:
+            for edge in node.get(key) or []:
+                for end in (edge.get("origin"), edge.get("destination")):
+                    if end and end != node_id:
+                        found.add(end)
+        return found
+
+    def reachable(self, start: str, direction: str) -> set[str]:
+        """Every node reachable from ``start`` following edges one way (``start`` excluded)."""
+        seen: set[str] = set()
+        queue = deque([start])
+        while queue:
+            for nxt in self.neighbours(queue.popleft(), direction):
+                if nxt not in seen and nxt != start:
+                    seen.add(nxt)
+                    queue.append(nxt)
+        return seen
+
+    def directed(self, start: str, direction: str) -> "LineageView":
+        """Only ``start`` and what lies in ``direction`` of it: the client-side filter that
+        makes Marquez's undirected answer an upstream or downstream one."""
+        if direction == BOTH:
+            return self
+        keep = self.reachable(start, direction) | {start}
+        return LineageView({k: v for k, v in self.nodes.items() if k in keep})
+
+    def column_edges(self) -> list[ColumnEdge]:
+        """The column edges among ``DATASET_FIELD`` nodes (from ``data.inputFields``)."""
+        edges: list[ColumnEdge] = []
+        for node in self.nodes.values():
+            data = node.get("data") or {}
+            if node.get("type") != "DATASET_FIELD" or not data.get("inputFields"):
+                continue
+            target = ColumnRef(DatasetRef(data["namespace"], data["dataset"]), data["field"])
+            for item in data["inputFields"]:
+                source = ColumnRef(DatasetRef(item["namespace"], item["dataset"]), item["field"])
+                edges.append(
+                    ColumnEdge(
+                        source, target,
+                        item.get("transformationType") or data.get("transformationType"),
+                        item.get("transformationDescription") or data.get("transformationDescription"),
+                    )
+                )
+        return edges
+
+    def columns(self) -> set[ColumnRef]:
+        """The columns named by the ``DATASET_FIELD`` nodes of this view."""
+        out: set[ColumnRef] = set()
+        for node in self.nodes.values():
+            data = node.get("data") or {}
+            if node.get("type") == "DATASET_FIELD" and "field" in data:
+                out.add(ColumnRef(DatasetRef(data["namespace"], data["dataset"]), data["field"]))
+        return out
+
+
+class MarquezClient:
+    """A Marquez REST client: reads with paging, one-event-per-request writes."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        api_key: str | None = None,
+        page_size: int = PAGE_SIZE,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.page_size = page_size
+        headers = {"Accept": "application/json"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "MarquezClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def post_event(self, event: dict[str, Any]) -> None:
+        """POST one OpenLineage event (Marquez has no batch endpoint)."""
+        self._request("POST", f"{API}/lineage", json=event)
+
+    def has_event(self, event: dict[str, Any]) -> bool:
+        """True when Marquez already holds an event with the same identity.
+
+        One narrow query: events in a 2 ms window around the event's time, compared by
+        run id + event type + event time.
+        """
+        moment = _parse_time(event.get("eventTime"))
+        if moment is None:
+            return False
+        wanted = event_key(event)
+        params = {
+            "after": _iso(moment - timedelta(milliseconds=1)),
+            "before": _iso(moment + timedelta(milliseconds=1)),
+            "sortDirection": "asc",
+        }
+        return any(event_key(e) == wanted for e in self._pages(f"{API}/events/lineage", "events", params))
+
+    def add_event(self, event: dict[str, Any]) -> bool:
+        """Post ``event`` unless Marquez already has it; True when it was new.
+
+        The same contract as the embedded store's ``add_event``, so copying and replaying
+        into Marquez twice leaves every event there once.
+        """
+        if self.has_event(event):
+            return False
+        self.post_event(event)
+        return True
+
+    # -- reading: entities ---------------------------------------------------------------
+
+    def namespaces(self) -> Iterator[dict[str, Any]]:
+        return self._pages(f"{API}/namespaces", "namespaces")
+
+    def datasets(self, namespace: str) -> Iterator[dict[str, Any]]:
+        """Datasets of a namespace, each with ``fields`` (name, type, tags) and ``tags``."""
+        return self._pages(f"{API}/namespaces/{_seg(namespace)}/datasets", "datasets")
+
+    def dataset(self, namespace: str, name: str) -> dict[str, Any]:
+        return self._get(f"{API}/namespaces/{_seg(namespace)}/datasets/{_seg(name)}")
+
+    def dataset_versions(self, namespace: str, name: str) -> Iterator[dict[str, Any]]:
+        return self._pages(f"{API}/namespaces/{_seg(namespace)}/datasets/{_seg(name)}/versions", "versions")
+
+    def jobs(self, namespace: str) -> Iterator[dict[str, Any]]:
+        return self._pages(f"{API}/namespaces/{_seg(namespace)}/jobs", "jobs")
+
+    def job(self, namespace: str, name: str) -> dict[str, Any]:
+        return self._get(f"{API}/namespaces/{_seg(namespace)}/jobs/{_seg(name)}")
+
+    def runs(self, namespace: str, job: str) -> Iterator[dict[str, Any]]:
+        """Runs of a job, newest first, each with ``state``, ``facets`` (``errorMessage`` on
+        a failure) and ``inputDatasetVersions``/``outputDatasetVersions``."""
+        return self._pages(f"{API}/namespaces/{_seg(namespace)}/jobs/{_seg(job)}/runs", "runs")
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        return self._get(f"{API}/jobs/runs/{_seg(run_id)}")
+
+    # -- reading: graphs -----------------------------------------------------------------
+
+    def lineage(self, node_id: str, *, depth: int = 20, direction: str = BOTH) -> LineageView:
+        """The dataset/job lineage graph around ``node_id``, filtered to ``direction``."""
+        data = self._get(f"{API}/lineage", {"nodeId": node_id, "depth": depth})
+        return LineageView.from_json(data).directed(node_id, direction)
+
+    def column_lineage(self, node_id: str, *, depth: int = 20, direction: str = UPSTREAM) -> LineageView:
+        """Column lineage around a ``datasetField:`` or ``dataset:`` node.
+
+        A node Marquez has no column lineage for answers 404; that is an empty view here.
+        Direction filtering applies to field nodes; for a ``dataset:`` node every field of
+        the dataset is a start.
+        """
+        params = {"nodeId": node_id, "depth": depth, "withDownstream": str(direction != UPSTREAM).lower()}
+        try:
+            view = LineageView.from_json(self._get(f"{API}/column-lineage", params))
+        except MarquezHTTPError as exc:
+            if exc.status == 404:
+                return LineageView({})
+            raise
+        if direction == BOTH:
+            return view
+        starts = [node_id] if node_id in view.nodes else _fields_of_dataset_node(view, node_id)
+        keep: set[str] = set(starts)
+        for start in starts:
+            keep |= view.reachable(start, direction)
+        return LineageView({k: v for k, v in view.nodes.items() if k in keep})
+
+    def downstream_columns(self, namespace: str, name: str, field: str, *, depth: int = 20) -> set[ColumnRef]:
+        """Every column derived, directly or not, from one column: the impact query."""
+        start = field_node(namespace, name, field)
+        view = self.column_lineage(start, depth=depth, direction=DOWNSTREAM)
+        return view.columns() - {ColumnRef(DatasetRef(namespace, name), field)}
+
+    # -- reading: raw events -------------------------------------------------------------
+
+    def events(self, since: datetime | str | None = None) -> Iterator[dict[str, Any]]:
+        """Every OpenLineage event Marquez stored, oldest first, each once.
+
+        ``since`` keeps events at or after that time. Duplicates (the same event posted more
+        than once) are dropped, so a graph built from these equals one built from the
+        embedded store's events.
+        """
+        after = _iso(_parse_time(since)) if since is not None else FAR_PAST
+        params = {"after": after, "before": FAR_FUTURE, "sortDirection": "asc"}
+        seen: set[tuple[str, str, str]] = set()
+        for event in self._pages(f"{API}/events/lineage", "events", params):
+            key = event_key(event)
+            if key in seen:
+                continue
+            seen.add(key)
+            yield event
+
+    def count_events(self) -> int:
+        """How many events Marquez stored, duplicates included (its ``totalCount``)."""
+        data = self._get(f"{API}/events/lineage", {"after": FAR_PAST, "before": FAR_FUTURE, "limit": 1})
+        return int(data.get("totalCount") or 0)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _pages(self, path: str, key: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        offset = 0
+        while True:
+            data = self._get(path, {**(params or {}), "limit": self.page_size, "offset": offset})
+            items = data.get(key) or []
+            yield from items
+            offset += len(items)
+            total = data.get("totalCount")
+            if len(items) < self.page_size or (isinstance(total, (int, float)) and offset >= total):
+                return
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self._request("GET", path, params=params).json()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise LineageAuditError(f"cannot reach Marquez at {self.url}: {exc}") from exc
+        if response.status_code >= 400:
+            body = response.text.strip().replace("\n", " ")[:300]
+            raise MarquezHTTPError(
+                f"Marquez {method} {path} answered {response.status_code}: {body or response.reason_phrase}",
+                response.status_code,
+            )
+        return response
+
+
+def _seg(value: str) -> str:
+    """One URL path segment (namespaces such as ``postgres://host:5432`` contain slashes)."""
+    return quote(value, safe="")
+
+
+def event_key(event: dict[str, Any]) -> tuple[str, str, str]:
+    """run id + event type + canonical event time: Marquez rewrites the time's format."""
+    run_id, event_type, event_time = event_identity(event)
+    try:
+        return run_id, event_type, time_key(event_time)
+    except ValueError:
+        return run_id, event_type, event_time
+
+
+def _parse_time(value: datetime | str | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    key = time_key(str(value))  # canonical ...ss.fffffffffZ
+    return datetime.strptime(key[:26], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=timezone.utc)
+
+
+def _iso(moment: datetime | None) -> str:
+    if moment is None:
+        return FAR_PAST
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _fields_of_dataset_node(view: LineageView, node_id: str) -> list[str]:
+    """The field node ids of the dataset named by a ``dataset:ns:name`` node id."""
+    if not node_id.startswith("dataset:"):
+        return []
+    prefix = "datasetField:" + node_id[len("dataset:"):] + ":"
+    return [k for k in view.nodes if k.startswith(prefix) and ":" not in k[len(prefix):]]
