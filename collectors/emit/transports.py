@@ -1,0 +1,239 @@
+"""Where events go: the embedded store, an OpenLineage HTTP endpoint (Marquez), a file, stderr.
+
+A transport does one thing: deliver one event (a plain, already scrubbed dict) and return
+only once the target has acknowledged it, or raise :class:`DeliveryError`. Retrying later,
+spooling and counting belong to the emitter, so every transport behaves the same under
+failure.
+"""
+
+from __future__ import annotations
+
+import gzip
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from collectors.emit.scrub import scrub_text, scrub_url
+from collectors.openlineage_json import append_ndjson, dumps_event
+
+# Short on purpose: a lineage server that is down must cost a pipeline seconds, not minutes
+# (and the emitter stops trying for a while after a failure). Retry-After is not honoured
+# for the same reason: the spool is the place to wait.
+HTTP_TIMEOUT_S = 5.0
+HTTP_CONNECT_TIMEOUT_S = 2.0
+HTTP_RETRIES = 2
+HTTP_BACKOFF_S = 0.2
+RETRYABLE_STATUS = {408, 425, 429}
+
+
+class DeliveryError(Exception):
+    """An event was not acknowledged.
+
+    ``retryable`` is False when sending the same event again cannot succeed (the target
+    rejected it as invalid); replay sets such events aside instead of retrying forever.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(scrub_text(message))
+        self.retryable = retryable
+
+
+class Transport(Protocol):
+    """Delivers one OpenLineage event (a dict) or raises :class:`DeliveryError`."""
+
+    kind: str
+
+    def send(self, event: dict[str, Any]) -> None: ...
+
+    def describe(self) -> str: ...
+
+    def close(self) -> None: ...
+
+
+class EmbeddedTransport:
+    """Writes into the embedded SQLite store (opened on first use)."""
+
+    kind = "embedded"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._store: Any = None
+        self._lock = threading.Lock()
+
+    def _open(self) -> Any:
+        with self._lock:
+            if self._store is None:
+                from collectors.store import EmbeddedStore
+
+                self._store = EmbeddedStore(self.path)
+            return self._store
+
+    def send(self, event: dict[str, Any]) -> None:
+        try:
+            self._open().add_event(event)
+        except ValueError as exc:
+            raise DeliveryError(f"event rejected by the embedded store: {exc}", retryable=False) from exc
+        except Exception as exc:  # a locked or broken database file: keep the event for later
+            raise DeliveryError(f"embedded store {self.path}: {exc}") from exc
+
+    def describe(self) -> str:
+        return f"embedded:{self.path}"
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+
+class HttpTransport:
+    """POSTs each event to ``<url>/<endpoint>`` (Marquez: ``/api/v1/lineage``) with httpx.
+
+    Reads the options openlineage.yml uses for its http transport: ``url``, ``endpoint``,
+    ``timeout`` (seconds), ``auth`` (``{type: api_key, apiKey: ...}``), ``custom_headers``,
+    ``compression: gzip``, ``verify``; plus ``retries``. Written here rather than wrapping
+    openlineage-python's transport so that timeouts stay short and no log line (ours,
+    httpx's) ever carries a URL password, API key or header.
+    """
+
+    def __init__(self, config: dict[str, Any], kind: str = "http") -> None:
+        from lineage_auditor.errors import LineageAuditError
+
+        self.kind = kind
+        raw_url = str(config.get("url") or "").strip()
+        parts = urlsplit(raw_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise LineageAuditError(f"the {kind} transport needs an http(s) URL, got {scrub_url(raw_url)!r}")
+        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+        self.url = urlunsplit((parts.scheme, netloc, parts.path, "", "")).rstrip("/")
+        self.endpoint = str(config.get("endpoint") or "api/v1/lineage").lstrip("/")
+        self.timeout = float(config.get("timeout") or HTTP_TIMEOUT_S)
+        self.retries = int(config.get("retries", HTTP_RETRIES))
+        self.gzip = str(config.get("compression") or "").lower() == "gzip"
+        self.verify = config.get("verify", True)
+        self._headers = {"Content-Type": "application/json", **_auth_headers(config.get("auth"))}
+        self._headers.update({str(k): str(v) for k, v in (config.get("custom_headers") or {}).items()})
+        self._basic = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _http(self) -> Any:
+        import httpx
+
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, HTTP_CONNECT_TIMEOUT_S)),
+                    headers=self._headers,
+                    auth=self._basic,
+                    verify=self.verify,
+                )
+            return self._client
+
+    def send(self, event: dict[str, Any]) -> None:
+        import httpx
+
+        body = dumps_event(event).encode("utf-8")
+        headers = {"Content-Encoding": "gzip"} if self.gzip else {}
+        if self.gzip:
+            body = gzip.compress(body, compresslevel=3)
+        target = f"{self.url}/{self.endpoint}"
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                response = self._http().post(target, content=body, headers=headers)
+            except httpx.HTTPError as exc:
+                if last:
+                    raise DeliveryError(f"{self.describe()} unreachable: {type(exc).__name__}: {exc}") from None
+            else:
+                status = response.status_code
+                if status < 300:
+                    return
+                retryable = status >= 500 or status in RETRYABLE_STATUS
+                if last or not retryable:
+                    raise DeliveryError(f"{self.describe()} answered HTTP {status}", retryable=retryable)
+            time.sleep(min(HTTP_BACKOFF_S * 2**attempt, 1.0))
+
+    def describe(self) -> str:
+        return f"{self.kind}:{self.url}/{self.endpoint}"
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+
+def _auth_headers(auth: Any) -> dict[str, str]:
+    """openlineage.yml's ``auth`` block as headers (``api_key`` is sent as a bearer token)."""
+    if not isinstance(auth, dict) or not auth:
+        return {}
+    kind = str(auth.get("type", "api_key")).lower()
+    key = auth.get("apiKey") or auth.get("api_key") or auth.get("apikey")
+    if kind == "api_key" and key:
+        return {"Authorization": f"Bearer {key}"}
+    from lineage_auditor.errors import LineageAuditError
+
+    raise LineageAuditError(f"unsupported auth type {kind!r} for the http transport (use api_key)")
+
+
+class FileTransport:
+    """Appends each event as one NDJSON line (fsync'd, safe with concurrent writers)."""
+
+    kind = "file"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def send(self, event: dict[str, Any]) -> None:
+        try:
+            append_ndjson(self.path, event)
+        except OSError as exc:
+            raise DeliveryError(f"cannot append to {self.path}: {exc.strerror or exc}") from exc
+
+    def describe(self) -> str:
+        return f"file:{self.path}"
+
+    def close(self) -> None:
+        return None
+
+
+class ConsoleTransport:
+    """Prints each event as one JSON line (on stderr, so command output stays clean)."""
+
+    kind = "console"
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+
+    def send(self, event: dict[str, Any]) -> None:
+        stream = self.stream or sys.stderr
+        try:
+            stream.write(dumps_event(event) + "\n")
+            stream.flush()
+        except (OSError, ValueError) as exc:
+            raise DeliveryError(f"console: {exc}") from exc
+
+    def describe(self) -> str:
+        return "console"
+
+    def close(self) -> None:
+        return None
+
+
+class NoopTransport:
+    """Drops events; used when OpenLineage is disabled (``OPENLINEAGE_DISABLED=true``)."""
+
+    kind = "noop"
+
+    def send(self, event: dict[str, Any]) -> None:
+        return None
+
+    def describe(self) -> str:
+        return "noop (OpenLineage disabled)"
+
+    def close(self) -> None:
+        return None
