@@ -1,0 +1,1 @@
+"""Runtime shared by the reference pipelines: specs, run context and events, targets, naming."""

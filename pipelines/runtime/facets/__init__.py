@@ -1,0 +1,1 @@
+"""JSON schemas of the run facets lineage-audit adds to OpenLineage events (package data)."""

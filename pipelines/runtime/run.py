@@ -1,0 +1,176 @@
+"""What every pipeline run needs around it: where to write, where lineage goes, what to report.
+
+:class:`Environment` wires a spec to a warehouse :class:`~pipelines.runtime.targets.Target`
+and a lineage emitter (``--lineage`` option > OpenLineage env/config > embedded store).
+:class:`RunSummary` is what a run reports back to the CLI and the demo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from collectors.emit.config import emitter_from_config, lineage_home
+from pipelines.runtime.events import EventLog, JobSpec, RunContext, iso
+from pipelines.runtime.spec import UsersOrdersSpec, WeatherSpec
+from pipelines.runtime.targets import Target, parse_target
+
+WAREHOUSE_FILE = "warehouse.duckdb"
+Progress = Callable[[str], None]
+
+
+def quiet(_: str) -> None:
+    """A progress callback that shows nothing."""
+    return None
+
+
+@dataclass
+class Environment:
+    """A run's surroundings: local state folder, warehouse, and the event log feeding the emitter."""
+
+    home: Path
+    target: Target
+    events: EventLog
+    emitter: Any = None
+
+    @classmethod
+    def create(
+        cls,
+        spec: WeatherSpec | UsersOrdersSpec,
+        *,
+        target: str | None = None,
+        lineage: str | None = None,
+        home: str | Path | None = None,
+        secrets: tuple[str, ...] = (),
+    ) -> "Environment":
+        """The environment for ``spec``: ``target`` overrides the spec's, ``lineage`` the emitter config."""
+        state = lineage_home(home)
+        warehouse = parse_target(target or spec.target.url, default_path=state / WAREHOUSE_FILE)
+        emitter = emitter_from_config(lineage, home=state)
+        events = EventLog(emitter, secrets=(*warehouse.secrets(), *secrets))
+        return cls(state, warehouse, events, emitter)
+
+    def close(self) -> None:
+        if self.emitter is not None and hasattr(self.emitter, "close"):
+            self.emitter.close()
+
+    def __enter__(self) -> "Environment":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def pipeline_job(spec: WeatherSpec | UsersOrdersSpec, code_file: str) -> JobSpec:
+    """The job of the pipeline as a whole (the parent of its steps)."""
+    return JobSpec(
+        namespace=spec.namespace,
+        name=spec.name,
+        description=spec.description,
+        owners=[(o.name, o.type) for o in spec.owners],
+        code_file=code_file,
+        job_type="JOB",
+    )
+
+
+def step_job(
+    spec: WeatherSpec | UsersOrdersSpec, step: str, description: str, code_file: str, *,
+    sql: str | None = None, dialect: str | None = None,
+) -> JobSpec:
+    """One step of the pipeline: job ``<pipeline>.<step>``, same owners."""
+    return JobSpec(
+        namespace=spec.namespace,
+        name=f"{spec.name}.{step}",
+        description=description,
+        owners=[(o.name, o.type) for o in spec.owners],
+        code_file=code_file,
+        job_type="QUERY" if sql else "TASK",
+        sql=sql,
+        sql_dialect=dialect,
+    )
+
+
+@dataclass
+class StepSummary:
+    job: str
+    run_id: str
+    state: str
+    duration_s: float
+    error: str | None = None
+
+
+@dataclass
+class RunSummary:
+    """One pipeline run as the CLI prints it (``--format json`` gives :meth:`to_dict`)."""
+
+    pipeline: str
+    run_id: str
+    state: str
+    nominal_start: str | None
+    nominal_end: str | None
+    target: str
+    duration_s: float = 0.0
+    degraded: bool = False
+    error: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    columns_with_lineage: int = 0
+    steps: list[StepSummary] = field(default_factory=list)
+    dead_letter_file: str | None = None
+    events_emitted: int = 0
+    events_undelivered: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "COMPLETE"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarize(run: RunContext, env: Environment, *, first_event: int, **extra: Any) -> RunSummary:
+    """The summary of a finished pipeline run from its context and the events it emitted."""
+    events = env.events.events[first_event:]
+    root_ids = {run.run_id}
+    steps = []
+    inputs: dict[str, None] = {}
+    outputs: dict[str, None] = {}
+    lineage_columns: set[tuple[str, str, str]] = set()
+    started: dict[str, datetime] = {}
+    for event in events:
+        if event["eventType"] == "START":
+            started[event["run"]["runId"]] = _parse_time(event["eventTime"])
+        if event["eventType"] not in ("COMPLETE", "FAIL"):
+            continue
+        for ds in event.get("inputs") or []:
+            inputs[f"{ds['namespace']}/{ds['name']}"] = None
+        for ds in event.get("outputs") or []:
+            outputs[f"{ds['namespace']}/{ds['name']}"] = None
+            for column in ((ds.get("facets") or {}).get("columnLineage") or {}).get("fields", {}):
+                lineage_columns.add((ds["namespace"], ds["name"], column))
+        if event["run"]["runId"] not in root_ids:
+            facets = event["run"].get("facets") or {}
+            begun = started.get(event["run"]["runId"])
+            took = (_parse_time(event["eventTime"]) - begun).total_seconds() if begun else 0.0
+            steps.append(StepSummary(
+                job=event["job"]["name"], run_id=event["run"]["runId"], state=event["eventType"],
+                duration_s=round(took, 3), error=(facets.get("errorMessage") or {}).get("message"),
+            ))
+    start, end = run.nominal or (None, None)
+    return RunSummary(
+        pipeline=run.job.name, run_id=run.run_id, state=run.state,
+        nominal_start=iso(start) if start else None, nominal_end=iso(end) if end else None,
+        target=env.target.describe(), duration_s=round(run.duration_s, 3), error=run.error,
+        inputs=list(inputs), outputs=list(outputs),
+        columns_with_lineage=len(lineage_columns), steps=steps,
+        events_emitted=len(events), events_undelivered=env.events.undelivered_since(first_event),
+        **extra,
+    )
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

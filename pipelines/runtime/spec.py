@@ -1,0 +1,241 @@
+"""Pipeline specs: the YAML files in ``pipelines/specs/`` read into typed, validated objects.
+
+A spec says what a pipeline is (name, description, owners), when it runs (a cron schedule for
+orchestrators), where it reads and writes, and how it behaves when its source is down
+(``on_source_failure`` and ``max_staleness``). Validation errors name the file, line and
+column of the offending value, so a typo in a spec reads like a compiler error.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from lineage_auditor.errors import LineageAuditError
+
+SPEC_DIR = Path(__file__).resolve().parent.parent / "specs"
+
+_DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
+_CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
+_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+_CRON_ALIASES = {"@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"}
+
+
+def parse_duration(text: str | int | float | timedelta) -> timedelta:
+    """``"36h"``, ``"1d 12h"``, ``"90m"`` or seconds as a number, into a timedelta."""
+    if isinstance(text, timedelta):
+        return text
+    if isinstance(text, (int, float)):
+        return timedelta(seconds=float(text))
+    match = _DURATION.match(str(text))
+    if not match or not any(match.groups()):
+        raise ValueError(f"not a duration: {text!r} (use e.g. 36h, 1d 12h, 90m, 30s)")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def check_cron(expr: str) -> str:
+    """Accept a five-field cron expression (or an @alias), the form orchestrators expect."""
+    expr = " ".join(expr.split())
+    if expr in _CRON_ALIASES:
+        return expr
+    fields = expr.split(" ")
+    if len(fields) != 5:
+        raise ValueError(f"cron needs 5 fields (minute hour day month weekday), got {len(fields)}: {expr!r}")
+    for value, (low, high) in zip(fields, _CRON_RANGES):
+        if not _CRON_FIELD.match(value):
+            raise ValueError(f"bad cron field {value!r} in {expr!r}")
+        for number in re.findall(r"(?<![/\d])\d+", value):
+            if not low <= int(number) <= high:
+                raise ValueError(f"cron value {number} outside {low}-{high} in {expr!r}")
+    return expr
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Owner(_Strict):
+    """An owner as the OpenLineage ownership facet records it (``team:x``, ``user:y``)."""
+
+    name: str = Field(min_length=1)
+    type: str = "MAINTAINER"
+
+
+class Location(_Strict):
+    """A place the weather pipeline fetches; ``name`` is the key stored with each reading."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+
+
+class TargetSettings(_Strict):
+    """Where a pipeline writes. ``url`` is ``postgresql://…`` or ``duckdb:PATH``; unset means
+    the embedded DuckDB warehouse under the local state directory."""
+
+    url: str | None = None
+
+
+class WeatherSource(_Strict):
+    base_url: str = "https://api.open-meteo.com"
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class WeatherTarget(TargetSettings):
+    table: str = Field(default="weather.hourly", pattern=r"^\w+\.\w+$")
+    quarantine_table: str = Field(default="weather.hourly_quarantine", pattern=r"^\w+\.\w+$")
+
+
+class UsersSource(_Strict):
+    api_url: str | None = None
+    token_env: str = "LINEAGE_AUDIT_USERS_API_TOKEN"
+    per_page: int = Field(default=100, ge=1, le=1000)
+    timeout_s: float = Field(default=5.0, gt=0)
+    deadline_s: float = Field(default=60.0, gt=0)
+
+
+class OrdersSource(_Strict):
+    path: str = "../fixtures/orders_sample.csv"
+
+
+class UsersOrdersSources(_Strict):
+    users: UsersSource = UsersSource()
+    orders: OrdersSource = OrdersSource()
+
+
+class UsersOrdersTarget(TargetSettings):
+    """The warehouse; table names live in the pipeline's SQL (``sql/user_orders.sql``)."""
+
+
+class _PipelineSpec(_Strict):
+    """What every pipeline spec has, whatever it runs."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = Field(min_length=1)
+    owners: list[Owner] = Field(min_length=1)
+    schedule: str
+    namespace: str = "lineage-audit"
+    on_source_failure: Literal["fail", "use_last_snapshot"] = "fail"
+    max_staleness: timedelta = timedelta(hours=36)
+    path: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return check_cron(value)
+
+    @field_validator("max_staleness", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta:
+        return parse_duration(value)
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the spec, relative to the spec file's folder."""
+        base = self.path.parent if self.path else Path.cwd()
+        return (base / relative).resolve()
+
+
+class WeatherSpec(_PipelineSpec):
+    pipeline: Literal["weather"]
+    source: WeatherSource = WeatherSource()
+    locations: list[Location] = Field(min_length=1)
+    target: WeatherTarget = WeatherTarget()
+
+    @field_validator("on_source_failure")
+    @classmethod
+    def _no_snapshot(cls, value: str) -> str:
+        if value != "fail":
+            raise ValueError("weather keeps no snapshot to fall back on: on_source_failure must be 'fail'")
+        return value
+
+    @field_validator("locations")
+    @classmethod
+    def _unique(cls, value: list[Location]) -> list[Location]:
+        names = [loc.name for loc in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate location names: {', '.join(dupes)}")
+        return value
+
+
+class UsersOrdersSpec(_PipelineSpec):
+    pipeline: Literal["users_orders"]
+    source: UsersOrdersSources = UsersOrdersSources()
+    target: UsersOrdersTarget = UsersOrdersTarget()
+
+
+PipelineSpec = Annotated[Union[WeatherSpec, UsersOrdersSpec], Field(discriminator="pipeline")]
+_ADAPTER: TypeAdapter = TypeAdapter(PipelineSpec)
+_TAGS = ("weather", "users_orders")
+
+
+def _node_at(node: yaml.Node, loc: tuple[Any, ...]) -> yaml.Node:
+    """The YAML node a pydantic error location points at (as deep as the document goes)."""
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if str(k.value) == str(key)), None)
+            if match is None:
+                match = next((k for k, _ in node.value if str(k.value) == str(key)), None)
+                return match if match is not None else node
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+    return node
+
+
+def _first_error(path: Path, root: yaml.Node, exc: ValidationError) -> LineageAuditError:
+    err = exc.errors()[0]
+    loc = tuple(err["loc"])
+    if loc and loc[0] in _TAGS:  # the discriminated union's tag is not part of the document
+        loc = loc[1:]
+    if err["type"].startswith("union_tag"):
+        loc = ("pipeline",)
+    node = _node_at(root, loc)
+    dotted = ".".join(str(p) for p in loc)
+    msg = err["msg"].removeprefix("Value error, ")
+    more = len(exc.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return LineageAuditError(
+        f"{dotted or 'spec'}: {msg}{suffix}",
+        file=str(path),
+        line=node.start_mark.line + 1,
+        column=node.start_mark.column + 1,
+    )
+
+
+def load_spec(path: str | Path) -> WeatherSpec | UsersOrdersSpec:
+    """Read and validate one spec file; errors point at ``file:line:column``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LineageAuditError(f"cannot read spec: {exc.strerror}", file=str(path)) from exc
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        raise LineageAuditError(
+            f"invalid YAML: {exc.problem}", file=str(path),
+            line=mark.line + 1 if mark else 0, column=mark.column + 1 if mark else 0,
+        ) from exc
+    if not isinstance(data, dict) or root is None:
+        raise LineageAuditError("a spec must be a mapping of settings", file=str(path), line=1)
+    if "pipeline" not in data:
+        raise LineageAuditError("missing 'pipeline' (weather or users_orders)", file=str(path), line=1, column=1)
+    try:
+        spec = _ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        raise _first_error(path, root, exc) from exc
+    return spec.model_copy(update={"path": path.resolve()})
+
+
+def builtin_spec(name: str) -> WeatherSpec | UsersOrdersSpec:
+    """The shipped spec for a pipeline (``weather`` or ``users_orders``)."""
+    return load_spec(SPEC_DIR / f"{name.replace('-', '_')}.yml")

@@ -1,0 +1,1 @@
+"""The users-orders pipeline (users API + orders CSV to analytics.user_orders)."""

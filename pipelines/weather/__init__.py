@@ -1,0 +1,1 @@
+"""The daily weather pipeline (Open-Meteo to the warehouse)."""
