@@ -73,13 +73,19 @@ class DataConfig(_Model):
     reference: Literal["baseline", "previous_window"] = "baseline"
     sample_rows: int = Field(100_000, gt=0)
 
-    _window = field_validator("current_window", mode="before")(lambda v: None if v is None else parse_duration(v))
+    @field_validator("current_window", mode="before")
+    @classmethod
+    def _window(cls, value: Any) -> float | None:
+        return None if value is None else parse_duration(value)
 
 
 class Freshness(_Model):
     max_age: float = Field(..., description="the last successful run may be at most this old (e.g. 26h)")
 
-    _age = field_validator("max_age", mode="before")(lambda v: parse_duration(v))
+    @field_validator("max_age", mode="before")
+    @classmethod
+    def _age(cls, value: Any) -> float:
+        return parse_duration(value)
 
 
 class Volume(_Model):
@@ -209,7 +215,7 @@ def parse_config(text: str, *, source: str = DEFAULT_CONFIG) -> AuditConfig:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err.get("loc") or ())
-        line, column = _position(root, loc)
+        line, column = _position(root, loc, at_key=err.get("type") == "extra_forbidden")
         where = ".".join(str(p) for p in loc) or "config"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise LineageAuditError(f"{where}: {_message(err)}{more}", file=source, line=line, column=column) from None
@@ -224,25 +230,24 @@ def _message(err: dict[str, Any]) -> str:
     return msg.removeprefix("Value error, ")
 
 
-def _position(node: Any, loc: tuple[Any, ...]) -> tuple[int, int]:
-    """Line and column (1-based) of the deepest YAML node along ``loc``."""
+def _position(node: Any, loc: tuple[Any, ...], *, at_key: bool = False) -> tuple[int, int]:
+    """Line and column (1-based) of the deepest YAML node along ``loc``.
+
+    An unknown key points at the key itself, anything else at the value.
+    """
     best = node
     for part in loc:
         nxt = None
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 if str(key.value) == str(part):
-                    # an unknown key points at the key itself, anything else at its value
-                    nxt, best = value, key
+                    nxt, best = value, (key if at_key else value)
                     break
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            nxt = node.value[part]
-            best = nxt
+            nxt = best = node.value[part]
         if nxt is None:
             break
         node = nxt
-        if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
-            best = node
     if best is None:
         return (0, 0)
     return (best.start_mark.line + 1, best.start_mark.column + 1)

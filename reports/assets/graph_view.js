@@ -132,6 +132,8 @@
   window.lineageGraph = Object.freeze(hook);
 
   network.once("afterDrawing", function () {
+    // The canvas gets its final size only once the page is laid out: fit again then.
+    if (!(data.focus && byId.has(data.focus))) { network.fit({ animation: false }); }
     firstDraw = performance.now();
     root.setAttribute("data-ready", "true");
   });

@@ -1,0 +1,255 @@
+"""``lineage-audit audit``, ``report`` and ``baseline save``: the auditor on the command line.
+
+This module wires the store (collectors), the checks (lineage_auditor.audit) and the
+renderers (reports); the lead's ``cli.py`` registers ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lineage_auditor.audit.config import DEFAULT_CONFIG, AuditConfig, load_config
+from lineage_auditor.audit.findings import SEVERITIES
+from lineage_auditor.errors import LineageAuditError
+
+EXIT_OK, EXIT_FINDINGS, EXIT_INPUT = 0, 1, 2
+SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan"}
+
+
+def _config(path: str | None) -> AuditConfig:
+    """The named config, else ./lineage-audit.yml when present, else defaults."""
+    if path:
+        return load_config(path)
+    if Path(DEFAULT_CONFIG).exists():
+        return load_config(DEFAULT_CONFIG)
+    return AuditConfig()
+
+
+def _load(store: str | None, config: AuditConfig) -> tuple[Any, Any, list[dict[str, Any]]]:
+    """Events from the store, as the graph and the view the checks read."""
+    from rich.console import Console
+
+    from collectors.store.sources import describe_source, read_events
+    from lineage_auditor.audit.view import AuditView, latest_run_events
+    from lineage_auditor.graph import LineageGraph
+
+    spec = store or config.store
+    console = Console(stderr=True)
+    with console.status(f"reading lineage from {describe_source(spec)}", spinner="dots"):
+        events = list(read_events(spec))
+        graph = LineageGraph.from_events(latest_run_events(events))
+        view = AuditView.from_events(events)
+    if not events:
+        raise LineageAuditError(f"the lineage store {describe_source(spec)} has no events")
+    return graph, view, events
+
+
+def _baseline(path: str | None, config: AuditConfig, *, required: bool = False) -> dict[str, Any] | None:
+    from lineage_auditor.audit.lineage_drift import load_baseline
+
+    target = Path(path or config.baseline)
+    if not target.exists():
+        if required or path:
+            raise LineageAuditError("no baseline file (run `lineage-audit baseline save`)", file=str(target))
+        return None
+    return load_baseline(target)
+
+
+def _run(dataset: str | None, store: str | None, config_path: str | None, baseline_path: str | None,
+         checks: tuple[str, ...]) -> tuple[Any, Any, Any, AuditConfig]:
+    from lineage_auditor.audit.rows import load_rows
+    from lineage_auditor.audit.runner import run_audit
+
+    config = _config(config_path)
+    graph, view, _ = _load(store, config)
+    baseline = _baseline(baseline_path, config)
+    result = run_audit(graph, view, config, dataset=dataset, baseline=baseline, load_rows=load_rows,
+                       checks=list(checks) or None)
+    return result, graph, view, config
+
+
+_common = [
+    click.option("--store", default=None, metavar="SPEC",
+                 help="Lineage store: embedded[:PATH], marquez:URL, file:PATH (default: the configured one)."),
+    click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                 help=f"Audit config (default: ./{DEFAULT_CONFIG} when present)."),
+    click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False), default=None,
+                 help="Baseline file for lineage and data drift (default: the config's baseline)."),
+]
+
+
+def _options(func):
+    for option in reversed(_common):
+        func = option(func)
+    return func
+
+
+@click.command("audit")
+@click.option("--dataset", "-D", default=None, help="Audit one dataset (default: every AI dataset in the config).")
+@_options
+@click.option("--check", "checks", multiple=True, type=click.Choice(
+    ["reported_vs_rebuilt", "schema_drift", "lineage_drift", "data_drift", "freshness", "pii", "coverage"]),
+    help="Run only this check (repeatable; default: those enabled in the config).")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default="high", show_default=True,
+              help="Exit 1 when any finding is at least this severe.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def audit_command(dataset, store, config_path, baseline_path, checks, fail_on, fmt) -> None:
+    """Audit AI datasets: lineage, drift, freshness, PII propagation and coverage.
+
+    Runs the checks enabled in lineage-audit.yml over the lineage store and prints every
+    finding with its id, severity, evidence and remediation. Use it as a CI gate.
+
+    \b
+    Examples:
+      lineage-audit audit
+      lineage-audit audit --dataset features.churn_features --fail-on medium
+      lineage-audit audit --store marquez:http://127.0.0.1:5000 --format json > findings.json
+      lineage-audit audit --config ci/lineage-audit.yml --check pii --check schema_drift
+
+    \b
+    Exit codes: 0 no finding at or above --fail-on, 1 findings at or above it,
+    2 bad input (config, store, unknown dataset).
+    """
+    result, *_ = _run(dataset, store, config_path, baseline_path, checks)
+    if fmt == "json":
+        click.echo(json.dumps({**result.to_json(), "fail_on": fail_on, "failed": result.failed(fail_on)}, indent=2, default=str))
+    else:
+        _print_text(result, fail_on)
+    sys.exit(EXIT_FINDINGS if result.failed(fail_on) else EXIT_OK)
+
+
+def _print_text(result: Any, fail_on: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(highlight=False, soft_wrap=True)
+    names = ", ".join(d.name for d in result.datasets) or "(no AI datasets)"
+    console.print(f"audited {escape(names)} with {len(result.checks)} checks")
+    for f in result.findings:
+        style = SEVERITY_STYLE[f.severity]
+        console.print(f"[{style}]{f.severity.upper():6}[/] {f.id}  [{escape(f.check)}] {escape(f.subject)}: {escape(f.title)}")
+        for line in _evidence_lines(f.evidence):
+            console.print(f"         {escape(line)}")
+        if f.remediation:
+            console.print(f"         [dim]fix: {escape(f.remediation)}[/]")
+    counts = result.counts()
+    verdict = "FAIL" if result.failed(fail_on) else "ok"
+    console.print(f"{len(result.findings)} findings (high {counts['high']}, medium {counts['medium']}, "
+                  f"low {counts['low']}); --fail-on {fail_on}: {verdict}")
+
+
+def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
+    lines = []
+    for path in evidence.get("paths") or []:
+        hops = [path[0]["source"]] + [f"-[{', '.join(h['transformations'])}]-> {h['target']}" for h in path]
+        lines.append("path: " + " ".join(hops))
+    for key in ("job", "run_id", "old_type", "new_type", "added", "removed", "statistic", "error"):
+        if evidence.get(key) not in (None, [], ""):
+            lines.append(f"{key}: {evidence[key]}")
+    return lines
+
+
+@click.command("report")
+@click.option("--dataset", "-D", required=True, help="The AI dataset to report on.")
+@_options
+@click.option("--format", "fmt", type=click.Choice(["html", "md", "json"]), default="html", show_default=True)
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False), default=None,
+              help="Output file (default: audit-<dataset>.<ext>; '-' for stdout).")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
+              help="Also exit 1 when a finding reaches this severity (default: always 0 once written).")
+def report_command(dataset, store, config_path, baseline_path, fmt, out, fail_on) -> None:
+    """Write a datasheet-style audit report for one AI dataset.
+
+    Summary and verdict, owners, purpose and consumers, provenance down to the raw sources
+    (an interactive graph in HTML), each column's sources and SQL, sensitive columns and
+    their paths, quality and drift with plots, run history, and every finding.
+
+    \b
+    Examples:
+      lineage-audit report --dataset features.churn_features -o churn-audit.html
+      lineage-audit report -D analytics.user_orders --format md -o AUDIT.md
+      lineage-audit report -D features.churn_features --format json -o - | jq .summary
+
+    The HTML file is self-contained: it opens offline and loads nothing from the network.
+    """
+    from reports.audit_report import build_report, render_html, render_markdown
+    from lineage_auditor.audit.names import resolve_dataset
+
+    result, graph, view, config = _run(dataset, store, config_path, baseline_path, ())
+    ref = resolve_dataset(graph.datasets(), dataset)
+    report = build_report(result, graph, view, config, ref)
+    if fmt == "json":
+        text = json.dumps(report, indent=2, default=str) + "\n"
+    elif fmt == "md":
+        text = render_markdown(report)
+    else:
+        text = render_html(report, graph)
+    if out == "-":
+        click.echo(text, nl=False)
+    else:
+        path = Path(out or f"audit-{ref.name.replace('/', '_')}.{fmt}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {path} ({report['summary']['verdict']}, {len(report['findings'])} findings)", err=True)
+    sys.exit(EXIT_FINDINGS if fail_on and result.failed(fail_on) else EXIT_OK)
+
+
+@click.group("baseline")
+def baseline_group() -> None:
+    """Save the lineage (and data samples) that later audits compare against.
+
+    \b
+    Examples:
+      lineage-audit baseline save
+      lineage-audit baseline save -o ci/baseline.json --config lineage-audit.yml
+    """
+
+
+@baseline_group.command("save")
+@click.option("--store", default=None, metavar="SPEC", help="Lineage store (default: the configured one).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help=f"Audit config (default: ./{DEFAULT_CONFIG} when present).")
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False), default=None,
+              help="Where to write (default: the config's baseline, .lineage/baseline.json).")
+@click.option("--no-data", is_flag=True, help="Do not sample the AI datasets' rows for data drift.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def baseline_save_command(store, config_path, out, no_data, fmt) -> None:
+    """Snapshot today's lineage as the baseline for lineage drift.
+
+    Records every job's inputs and outputs and, for each AI dataset, its upstream datasets
+    and each column's root sources. With a data section in the config, a sample of the AI
+    dataset's rows is kept too, as the reference for data drift.
+
+    \b
+    Examples:
+      lineage-audit baseline save
+      lineage-audit baseline save -o ci/baseline.json --store embedded:.lineage/lineage.db
+    """
+    from lineage_auditor.audit.lineage_drift import save_baseline, snapshot
+    from lineage_auditor.audit.rows import baseline_sample, query_table
+    from lineage_auditor.audit.runner import resolve_targets
+
+    config = _config(config_path)
+    graph, _, events = _load(store, config)
+    targets = resolve_targets(graph, config)
+    doc = snapshot(graph, sorted(targets))
+    if not no_data:
+        for target in targets.values():
+            if target.data is not None:
+                doc["data"][target.name] = baseline_sample(query_table(target.data))
+    path = save_baseline(doc, out or config.baseline)
+    summary = {"path": str(path), "jobs": len(doc["jobs"]), "ai_datasets": sorted(doc["datasets"]),
+               "data_samples": {k: v["rows"] for k, v in doc["data"].items()}, "events": len(events)}
+    if fmt == "json":
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(f"saved baseline {path}: {summary['jobs']} jobs, {len(targets)} AI datasets, "
+                   f"{len(summary['data_samples'])} data samples")
+
+
+COMMANDS = [audit_command, report_command, baseline_group]

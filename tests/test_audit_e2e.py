@@ -1,0 +1,80 @@
+"""End to end: the demo pipelines, a baseline, then a changed feature SQL on drifted input.
+
+Runs the weather pipeline (offline replay), users-orders (bundled mock API) and the churn
+feature step into a temporary DuckDB warehouse and embedded store, saves a baseline, then
+rebuilds the feature table from changed SQL after tripling every order's revenue; the audit
+must report the schema change, the data drift and the lineage change, and the report must
+list them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from lineage_auditor.cli import _register, cli
+from pipelines.features.churn import SQL_FILE, run_churn_features
+from pipelines.runtime.run import Environment
+from pipelines.runtime.spec import load_spec
+from pipelines.users_orders.pipeline import run_users_orders
+from pipelines.weather.pipeline import recorded_days, run_weather
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "lineage-audit.yml"
+
+
+def invoke(*args: str):
+    _register()
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture()
+def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / ".lineage"
+    monkeypatch.setenv("LINEAGE_AUDIT_HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    weather, users = load_spec(REPO / "pipelines/specs/weather.yml"), load_spec(REPO / "pipelines/specs/users_orders.yml")
+    with Environment.create(weather, home=home) as env:
+        assert {s.state for s in run_weather(weather, env, recorded_days(), offline=True)} == {"COMPLETE"}
+    with Environment.create(users, home=home) as env:
+        assert run_users_orders(users, env).state == "COMPLETE"
+        assert run_churn_features(env).state == "COMPLETE"
+    config = EXAMPLE.read_text().replace("duckdb:.lineage/warehouse.duckdb", f"duckdb:{home / 'warehouse.duckdb'}")
+    (tmp_path / "lineage-audit.yml").write_text(config)
+    return home
+
+
+def test_changed_sql_and_drifted_input_are_found_and_reported(demo: Path, tmp_path: Path) -> None:
+    assert invoke("baseline", "save").exit_code == 0
+    first = json.loads(invoke("audit", "--format", "json", "--fail-on", "low").output)
+    assert not [f for f in first["findings"] if f["check"] in ("schema_drift", "data_drift", "lineage_drift")]
+
+    with duckdb.connect(str(demo / "warehouse.duckdb")) as conn:  # drifted input: revenue tripled
+        conn.execute("UPDATE analytics.user_orders SET revenue_usd = revenue_usd * 3")
+    changed = tmp_path / "churn_features_v2.sql"  # changed SQL: drops a column, adds a raw one
+    changed.write_text(SQL_FILE.read_text().replace(",\n    w.total_precipitation_mm", ",\n    uo.first_order_at"))
+    users = load_spec(REPO / "pipelines/specs/users_orders.yml")
+    with Environment.create(users, home=demo) as env:
+        assert run_churn_features(env, sql_file=changed).state == "COMPLETE"
+
+    result = invoke("audit", "--format", "json", "--fail-on", "high")
+    doc = json.loads(result.output)
+    assert result.exit_code == 1
+    found = {(f["check"], f["title"]) for f in doc["findings"]}
+    assert ("schema_drift", "column total_precipitation_mm removed") in found
+    assert ("schema_drift", "column first_order_at added") in found
+    assert ("lineage_drift", "sources of revenue_usd changed") not in found  # same SQL for it
+    assert any(c == "data_drift" and t.startswith("revenue_usd drifted") for c, t in found), found
+    assert any(c == "data_drift" and t.startswith("avg_order_usd drifted") for c, t in found), found
+    assert not any(c == "coverage" for c, _ in found), found  # the dropped column is gone, not "without lineage"
+
+    out = tmp_path / "report.md"
+    assert invoke("report", "-D", "features.churn_features", "--format", "md", "-o", str(out)).exit_code == 0
+    md = out.read_text()
+    for f in doc["findings"]:
+        if f["check"] in ("schema_drift", "data_drift"):
+            assert f["id"] in md
