@@ -15,9 +15,17 @@ $(BIN)/lineage-audit: setup.cfg pyproject.toml
 
 install: $(BIN)/lineage-audit
 
-## Command 1: the main job end to end on embedded defaults.
+AUDIT := --config examples/lineage-audit.yml
+
+## Command 1: the main job end to end on embedded defaults: both pipelines offline into
+## DuckDB with lineage in the embedded store, the churn feature table, its audit and report.
 demo: install
 	$(BIN)/lineage-audit demo --out out/demo
+	$(BIN)/lineage-audit report $(AUDIT) -D features.churn_features --format html -o out/demo/audit-report.html
+	$(BIN)/lineage-audit report $(AUDIT) -D features.churn_features --format md -o out/demo/audit-report.md
+	@rc=0; $(BIN)/lineage-audit audit $(AUDIT) || rc=$$?; \
+	  if [ $$rc -gt 1 ]; then exit $$rc; fi; \
+	  echo "audit exit code $$rc (1: a finding at or above --fail-on; the demo's feature table has a real one)"
 
 ## Command 2: install what the tests need, start the real services, run every test, stop them.
 test: install

@@ -63,7 +63,12 @@ class DatasetRef:
         return {"namespace": self.namespace, "name": self.name}
 
     def __str__(self) -> str:
-        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+        """``namespace/name``; a path-like name joins as a URL (``file:///data/x.csv``)."""
+        if not self.namespace:
+            return self.name
+        if self.name.startswith("/"):
+            return self.namespace + ("" if "://" in self.namespace else "://") + self.name
+        return f"{self.namespace}/{self.name}"
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.runtime.run import Environment, Progress, RunSummary, quiet
+from pipelines.features.churn import run_churn_features
+from pipelines.runtime.run import Environment, Progress, RunSummary, quiet, summarize
 from pipelines.runtime.spec import UsersOrdersSpec, WeatherSpec, builtin_spec
 from pipelines.users_orders.pipeline import run_users_orders
 from pipelines.weather.pipeline import recorded_days, run_weather
@@ -58,6 +59,9 @@ class DemoResult:
         }
 
 
+CHURN_TABLE = "features.churn_features"
+
+
 def _rows(run: RunSummary) -> int:
     c = run.counts
     return int(c.get("rows_loaded", 0)) + int(c.get("users", 0)) + int(c.get("orders", 0)) + int(c.get("user_orders_rows", 0))
@@ -91,6 +95,8 @@ def run_demo(
         runs += run_weather(weather, env, recorded_days(), offline=True, progress=progress)
         progress("users-orders (mock users API)")
         runs.append(run_users_orders(users_orders, env, progress=progress))
+        progress("churn features (the AI dataset)")
+        runs.append(_churn_features(env))
         events = list(env.events.events)
         store = _describe(env.emitter)
     result = DemoResult(runs, events, (out / WAREHOUSE).resolve(), store)
@@ -100,6 +106,14 @@ def run_demo(
     else:
         result.notes.append("HTML lineage graph not written (no graph writer available)")
     return result
+
+
+def _churn_features(env: Environment) -> RunSummary:
+    """Build the churn model's feature table from the two pipelines' outputs."""
+    first = len(env.events.events)
+    step = run_churn_features(env)
+    rows = env.target.query(f"SELECT COUNT(*) FROM {CHURN_TABLE}")[0][0] if step.state == "COMPLETE" else 0
+    return summarize(step, env, first_event=first, counts={"rows_loaded": int(rows)})
 
 
 def _describe(emitter: Any) -> str:

@@ -7,7 +7,7 @@ format; Markdown and HTML are renderings of it). Format ``lineage-audit-report``
   findings, by_severity, max_severity};
 * ``datasheet`` {purpose, owners, consumers, description, license};
 * ``provenance`` {upstream [{dataset, depth, raw_source}], jobs [{job, sql, state}],
-  columns [{name, type, sources [{column, transformations, jobs}], root_sources, sql}]};
+  columns [{name, type, sources [{column, transformations, jobs}], root_sources (DIRECT only), sql}]};
 * ``sources`` [{dataset, owners, tags, sensitive_columns}]; ``sensitive`` [{source, tags,
   target, masked, paths}];
 * ``quality`` [{run_id, time, row_count, null_rates}]; ``drift`` (data drift results);
@@ -129,7 +129,7 @@ def _provenance(graph: LineageGraph, dataset: DatasetRef, upstream: list[Dataset
         columns.append({
             "name": col.field, "type": graph.info(col).get("type"),
             "sources": sources,
-            "root_sources": sorted(f"{c.dataset.name}.{c.field}" for c in graph.column_root_sources(col)),
+            "root_sources": sorted(f"{c.dataset.name}.{c.field}" for c in graph.column_root_sources(col, direct_only=True)),
             "sql": sql[:MAX_SQL_CHARS],
         })
     return {

@@ -43,7 +43,7 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     with Environment.create(users, home=home) as env:
         assert run_users_orders(users, env).state == "COMPLETE"
         assert run_churn_features(env).state == "COMPLETE"
-    config = EXAMPLE.read_text().replace("duckdb:.lineage/warehouse.duckdb", f"duckdb:{home / 'warehouse.duckdb'}")
+    config = EXAMPLE.read_text().replace("duckdb:out/demo/warehouse.duckdb", f"duckdb:{home / 'warehouse.duckdb'}")
     (tmp_path / "lineage-audit.yml").write_text(config)
     return home
 
@@ -78,3 +78,16 @@ def test_changed_sql_and_drifted_input_are_found_and_reported(demo: Path, tmp_pa
     for f in doc["findings"]:
         if f["check"] in ("schema_drift", "data_drift"):
             assert f["id"] in md
+
+
+@pytest.mark.parametrize("fmt", ["html", "md", "json"])
+def test_first_audit_without_a_baseline_still_reports(demo: Path, tmp_path: Path, fmt: str) -> None:
+    """What `make demo` does on a fresh machine: report and audit before any baseline exists."""
+    out = tmp_path / f"report.{fmt}"
+    res = invoke("report", "-D", "features.churn_features", "--format", fmt, "-o", str(out))
+    assert res.exit_code == 0, res.output
+    text = out.read_text(encoding="utf-8")
+    assert "churn_features" in text and "PII-" in text
+    audit = invoke("audit", "--format", "json")
+    assert audit.exit_code == 1
+    assert [f["check"] for f in json.loads(audit.output)["findings"]] == ["pii"]

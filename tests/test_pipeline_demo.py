@@ -26,22 +26,23 @@ def test_demo_runs_everything_offline_and_records_lineage(tmp_path: Path, monkey
     report = json.loads(result.output)
     totals = report["totals"]
     assert report["ok"] is True and report["notes"] == []
-    assert (totals["runs"], totals["steps"], totals["failed"], totals["events"]) == (3, 5, 0, 16)
-    assert totals["datasets"] == 8 and totals["columns_with_lineage"] == 40
-    assert [r["pipeline"] for r in report["runs"]] == ["weather", "weather", "users_orders"]
+    assert (totals["runs"], totals["steps"], totals["failed"], totals["events"]) == (4, 5, 0, 18)
+    assert totals["datasets"] == 9 and totals["columns_with_lineage"] == 50
+    assert [r["pipeline"] for r in report["runs"]] == ["weather", "weather", "users_orders", "features.churn_features"]
 
     with duckdb.connect(str(tmp_path / "out" / "warehouse.duckdb"), read_only=True) as db:
         assert db.execute("SELECT count(*) FROM weather.hourly").fetchone() == (143,)
         assert db.execute("SELECT count(*) FROM weather.hourly_quarantine").fetchone() == (1,)
         assert db.execute("SELECT count(*), count(DISTINCT user_id) FROM analytics.user_orders").fetchone() == (1000, 1000)
+        assert db.execute("SELECT count(*), count(DISTINCT user_key) FROM features.churn_features").fetchone() == (1000, 1000)
 
     with EmbeddedStore(tmp_path / ".lineage" / "lineage.db") as store:
-        assert store.count() == 16
+        assert store.count() == 18
         stored = list(store.events())
-    assert validate_events(stored, custom_facets=CUSTOM_FACETS) == 16
+    assert validate_events(stored, custom_facets=CUSTOM_FACETS) == 18
 
     page = (tmp_path / "out" / "lineage.html").read_text(encoding="utf-8")
-    for name in ("analytics.user_orders", "weather.hourly", "staging.users", "/v1/forecast", "orders_sample.csv"):
+    for name in ("features.churn_features", "analytics.user_orders", "weather.hourly", "staging.users", "/v1/forecast", "orders_sample.csv"):
         assert name in page
 
 
