@@ -39,6 +39,8 @@ from lineage_auditor.model import (
     DatasetRef,
     SqlLineageResult,
     Transformation,
+    column_ref,
+    dataset_ref,
 )
 
 INPUT = "input"
@@ -182,7 +184,7 @@ class LineageGraph:
         made = self._job_edges.setdefault(job, set())
         targets = []
         for out in lineage.fields:
-            target = ColumnRef(out_ds, out.name)
+            target = column_ref(out_ds, out.name)
             attrs: dict[str, Any] = {"type": out.type} if out.type else {}
             if target not in self._g or "position" not in self._g.nodes[target]:
                 attrs["position"] = out.position  # a schema facet's order wins when known
@@ -397,7 +399,7 @@ class LineageGraph:
 
     def _add_event_dataset(self, data: Mapping[str, Any]) -> DatasetRef:
         """A dataset from an event, with its schema, tags, owners and description."""
-        ds = DatasetRef(str(data.get("namespace", "")), str(data.get("name", "")))
+        ds = dataset_ref(str(data.get("namespace", "")), str(data.get("name", "")))
         facets = {**(data.get("facets") or {}), **(data.get("inputFacets") or {}), **(data.get("outputFacets") or {})}
         prev = self._g.nodes[ds].get("facets") if ds in self._g else None
         self.add_dataset(ds, facets=_merged(prev, facets), **_facet_attrs(facets))
@@ -406,13 +408,13 @@ class LineageGraph:
             for key in ("type", "description"):
                 if field_json.get(key):
                     col_attrs[key] = field_json[key]
-            self.add_column(ColumnRef(ds, str(field_json.get("name", ""))), **col_attrs)
+            self.add_column(column_ref(ds, str(field_json.get("name", ""))), **col_attrs)
         field_tags: dict[str, list[tuple[str, str]]] = {}
         for tag in (facets.get("tags") or {}).get("tags") or []:
             if tag.get("field"):
                 field_tags.setdefault(tag["field"], []).append((tag.get("key", ""), tag.get("value", "")))
         for name, col_tags in field_tags.items():
-            self.add_column(ColumnRef(ds, name), tags=col_tags)
+            self.add_column(column_ref(ds, name), tags=col_tags)
         return ds
 
     def _table_walk(self, node: Node, depth: int | None, step: Callable[[Node], Iterable[Node]]) -> list[DatasetRef]:

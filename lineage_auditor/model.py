@@ -96,6 +96,37 @@ class ColumnRef:
         return f"{self.dataset.name}.{self.field}"
 
 
+_DATASETS: dict[tuple[str, str], DatasetRef] = {}
+_COLUMNS: dict[tuple[DatasetRef, str], ColumnRef] = {}
+_INTERN_LIMIT = 1_000_000
+
+
+def dataset_ref(namespace: str, name: str) -> DatasetRef:
+    """The one ``DatasetRef`` for (namespace, name).
+
+    Reading events creates the same refs again and again; handing out one object per name
+    lets dict and graph lookups match on identity instead of comparing fields.
+    """
+    key = (namespace, name)
+    ref = _DATASETS.get(key)
+    if ref is None:
+        if len(_DATASETS) >= _INTERN_LIMIT:
+            _DATASETS.clear()
+        ref = _DATASETS[key] = DatasetRef(namespace, name)
+    return ref
+
+
+def column_ref(dataset: DatasetRef, field_name: str) -> ColumnRef:
+    """The one ``ColumnRef`` for a dataset's field (see ``dataset_ref``)."""
+    key = (dataset, field_name)
+    ref = _COLUMNS.get(key)
+    if ref is None:
+        if len(_COLUMNS) >= _INTERN_LIMIT:
+            _COLUMNS.clear()
+        ref = _COLUMNS[key] = ColumnRef(dataset, field_name)
+    return ref
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class Transformation:
     """One OpenLineage transformation: type, subtype and whether it masks the value."""
@@ -122,6 +153,18 @@ class Transformation:
         )
 
 
+_TRANSFORMATIONS: dict[tuple, Transformation] = {}
+
+
+def _transformation(data: dict[str, Any]) -> Transformation:
+    """``Transformation.from_json``, shared: events repeat a handful of transformations."""
+    key = (data.get("type"), data.get("subtype"), data.get("masking"), data.get("description"))
+    hit = _TRANSFORMATIONS.get(key)
+    if hit is None:
+        hit = _TRANSFORMATIONS[key] = Transformation.from_json(data)
+    return hit
+
+
 @dataclass(slots=True)
 class InputField:
     """An input column and the transformations that carry it into one output."""
@@ -140,8 +183,8 @@ class InputField:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "InputField":
-        ref = ColumnRef(DatasetRef(data.get("namespace", ""), data["name"]), data["field"])
-        return cls(ref, [Transformation.from_json(t) for t in data.get("transformations", [])])
+        ref = column_ref(dataset_ref(data.get("namespace", ""), data["name"]), data["field"])
+        return cls(ref, [_transformation(t) for t in data.get("transformations", [])])
 
 
 @dataclass(slots=True)
