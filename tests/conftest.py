@@ -17,6 +17,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+# Fixtures shared by several modules live in their own files; registering them here (once)
+# gives one session-wide Chromium and one Marquez server, however many modules use them.
+pytest_plugins = ["browser", "conftest_marquez"]
+
 REPO = Path(__file__).resolve().parents[1]
 PG_ENV = "LINEAGE_AUDIT_PG_DSN"
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:55432/postgres"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import BrowserPage, browser_page, chromium  # noqa: F401  (fixtures)
+from browser import BrowserPage
 from test_audit_report import XSS, render_xss_report
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import BrowserPage, browser_page, chromium  # noqa: F401  (fixtures)
+from browser import BrowserPage
 from lineage_auditor.errors import LineageAuditError
 from lineage_auditor.graph import JobRef, LineageGraph
 from lineage_auditor.model import (

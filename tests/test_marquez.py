@@ -18,7 +18,6 @@ from collectors.marquez.collect import copy_events
 from collectors.store import EmbeddedStore
 from lineage_auditor.graph import LineageGraph
 from lineage_auditor.model import ColumnRef, DatasetRef
-from tests.conftest_marquez import marquez_client, marquez_server, marquez_url  # noqa: F401  (fixtures)
 from tests.marquez_events import USER_ORDERS, Scenario
 from tests.olspec import validate_event
 

@@ -52,7 +52,21 @@ def git_state() -> dict[str, str]:
         return {}
     branch = _git("rev-parse", "--abbrev-ref", "HEAD")
     remote = _git("config", "--get", "remote.origin.url")
-    return {"sha": sha, "branch": "" if branch == "HEAD" else branch, "remote": public_url(remote) if remote else ""}
+    return {"sha": sha, "branch": "" if branch == "HEAD" else branch, "remote": remote_uri(remote) if remote else ""}
+
+
+def remote_uri(remote: str) -> str:
+    """A git remote as a URI the facet accepts, without credentials.
+
+    Remotes come as URLs (``https://…``), scp-like addresses (``git@host:org/repo.git``) or
+    plain paths (a clone of a local checkout); the facet's ``url`` must be a URI.
+    """
+    if "://" in remote:
+        return public_url(remote)
+    host, sep, path = remote.partition(":")
+    if sep and "/" not in host and not Path(remote).exists():
+        return f"ssh://{host.rpartition('@')[2]}/{path.lstrip('/')}"
+    return Path(remote).expanduser().resolve().as_uri()
 
 
 def source_code_location(module_file: str) -> dict[str, str]:
