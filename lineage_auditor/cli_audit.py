@@ -30,23 +30,20 @@ def _config(path: str | None) -> AuditConfig:
     return AuditConfig()
 
 
-def _load(store: str | None, config: AuditConfig) -> tuple[Any, Any, list[dict[str, Any]]]:
-    """Events from the store, as the graph and the view the checks read."""
+def _load(store: str | None, config: AuditConfig) -> tuple[Any, Any, int]:
+    """The graph and the view the checks read, from one pass over the store's events."""
     from rich.console import Console
 
     from collectors.store.sources import describe_source, read_events
-    from lineage_auditor.audit.view import AuditView, latest_run_events
-    from lineage_auditor.graph import LineageGraph
+    from lineage_auditor.audit.view import load_lineage
 
     spec = store or config.store
     console = Console(stderr=True)
     with console.status(f"reading lineage from {describe_source(spec)}", spinner="dots"):
-        events = list(read_events(spec))
-        graph = LineageGraph.from_events(latest_run_events(events))
-        view = AuditView.from_events(events)
-    if not events:
+        graph, view, count = load_lineage(read_events(spec))
+    if not count:
         raise LineageAuditError(f"the lineage store {describe_source(spec)} has no events")
-    return graph, view, events
+    return graph, view, count
 
 
 def _baseline(path: str | None, config: AuditConfig, *, required: bool = False) -> dict[str, Any] | None:
@@ -235,7 +232,7 @@ def baseline_save_command(store, config_path, out, no_data, fmt) -> None:
     from lineage_auditor.audit.runner import resolve_targets
 
     config = _config(config_path)
-    graph, _, events = _load(store, config)
+    graph, _, event_count = _load(store, config)
     targets = resolve_targets(graph, config)
     doc = snapshot(graph, sorted(targets))
     if not no_data:
@@ -244,7 +241,7 @@ def baseline_save_command(store, config_path, out, no_data, fmt) -> None:
                 doc["data"][target.name] = baseline_sample(query_table(target.data))
     path = save_baseline(doc, out or config.baseline)
     summary = {"path": str(path), "jobs": len(doc["jobs"]), "ai_datasets": sorted(doc["datasets"]),
-               "data_samples": {k: v["rows"] for k, v in doc["data"].items()}, "events": len(events)}
+               "data_samples": {k: v["rows"] for k, v in doc["data"].items()}, "events": event_count}
     if fmt == "json":
         click.echo(json.dumps(summary, indent=2))
     else:

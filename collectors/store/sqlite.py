@@ -20,6 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from collectors.openlineage_json import event_identity
 from collectors.store.schema import DDL, SCHEMA_VERSION, VIEW_TABLES
 from collectors.store.times import display_time, time_key
@@ -210,7 +212,7 @@ class EmbeddedStore:
             with self._lock:
                 rows = self._conn.execute(sql, [last_time, last_id, *params]).fetchall()
             for row in rows:
-                yield json.loads(row["payload"])
+                yield orjson.loads(row["payload"])  # ~4x json.loads on large events
             if len(rows) < _PAGE:
                 return
             last_time, last_id = rows[-1]["event_time"], rows[-1]["id"]

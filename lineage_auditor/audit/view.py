@@ -6,6 +6,7 @@ checks the same answers: whatever can list its events can be audited.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from lineage_auditor.graph import JobRef
+from lineage_auditor.graph import JobRef, LineageGraph
 from lineage_auditor.model import DatasetRef
 
 FINAL_STATES = ("COMPLETE", "FAIL", "ABORT")
@@ -209,3 +210,60 @@ def latest_run_events(events: list[Mapping[str, Any]]) -> list[Mapping[str, Any]
             latest[job] = (when, run_id)
     keep = {run_id for _, run_id in latest.values()}
     return [e for e in events if str((e.get("run") or {}).get("runId", "")) in keep]
+
+
+class LatestRuns:
+    """Keeps, while events stream past in time order, only each job's latest run.
+
+    The graph needs just those events; holding every event of a large store in memory costs
+    far more than reading them (a 50,000-event store is gigabytes of Python dicts).
+    """
+
+    def __init__(self) -> None:
+        self._current: dict[tuple[str, str], str] = {}
+        self._events: dict[str, list[Mapping[str, Any]]] = {}
+        self._first: dict[str, str] = {}
+
+    def add(self, event: Mapping[str, Any]) -> None:
+        run_id = str((event.get("run") or {}).get("runId", ""))
+        job_json = event.get("job") or {}
+        job = (str(job_json.get("namespace", "")), str(job_json.get("name", "")))
+        when = str(event.get("eventTime") or "")
+        current = self._current.get(job)
+        if current == run_id:
+            self._events[run_id].append(event)
+            return
+        if run_id in self._first:  # a late event of a run already replaced
+            return
+        self._first[run_id] = when
+        if current is None or (when, run_id) > (self._first[current], current):
+            if current is not None:
+                self._events.pop(current, None)
+            self._current[job] = run_id
+            self._events[run_id] = [event]
+
+    def events(self) -> list[Mapping[str, Any]]:
+        return sorted((e for run in self._events.values() for e in run), key=lambda e: str(e.get("eventTime") or ""))
+
+
+def load_lineage(events: Iterable[Mapping[str, Any]]) -> tuple[LineageGraph, "AuditView", int]:
+    """One pass over a store's events (oldest first): the graph, the view and the count.
+
+    Python's cyclic garbage collector is paused meanwhile: the pass allocates millions of
+    small acyclic objects, and repeated full collections over the growing heap cost more
+    than the reading itself (2.5x on a 5,000-event store).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        view = AuditView()
+        latest = LatestRuns()
+        count = 0
+        for event in events:
+            view.add_event(event)
+            latest.add(event)
+            count += 1
+        return LineageGraph.from_events(latest.events()), view, count
+    finally:
+        if was_enabled:
+            gc.enable()
