@@ -133,7 +133,7 @@
 
   network.once("afterDrawing", function () {
     // The canvas gets its final size only once the page is laid out: fit again then.
-    if (!(data.focus && byId.has(data.focus))) { network.fit({ animation: false }); }
+    network.fit({ animation: false });
     firstDraw = performance.now();
     root.setAttribute("data-ready", "true");
   });
@@ -284,5 +284,7 @@
   // ------------------------------------------------------------------ start
 
   showView("table");
-  if (data.focus && byId.has(data.focus)) { select(data.focus, true); }
+  // A focused dataset is selected (its panel open) with the whole graph in view: in a
+  // report the point is to see everything upstream of it.
+  if (data.focus && byId.has(data.focus)) { select(data.focus, false); }
 })();
