@@ -134,9 +134,24 @@ class Target(ABC):
         """Make ``table`` hold exactly ``rows`` (tuples, or a DataFrame with the table's columns):
         build the new table, swap it in within one transaction."""
 
-    @abstractmethod
     def replace_from_sql(self, table: str, select_sql: str) -> LoadResult:
         """Make ``table`` the result of ``select_sql`` (in this dialect), swapped in atomically."""
+        new = table + NEW_SUFFIX
+        with self.connect() as conn:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.split('.')[0])}")
+            conn.execute(f"DROP TABLE IF EXISTS {quote(new)}")
+            conn.execute(f"CREATE TABLE {quote(new)} AS {select_sql}")
+            count = int(conn.execute(f"SELECT count(*) FROM {quote(new)}").fetchone()[0])
+            self._swap(conn, table)
+        return LoadResult(table, count, count, count)
+
+    @abstractmethod
+    def connect(self) -> Any:
+        """A context manager yielding a connection inside one transaction."""
+
+    @abstractmethod
+    def _swap(self, conn: Any, table: str) -> None:
+        """Drop the old table and rename ``table + NEW_SUFFIX`` into place (caller's transaction)."""
 
     @abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -301,16 +316,6 @@ class PostgresTarget(Target):
             self._swap(conn, table.name)
         return LoadResult(table.name, count, count, count)
 
-    def replace_from_sql(self, table: str, select_sql: str) -> LoadResult:
-        new = table + NEW_SUFFIX
-        with self.connect() as conn:
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.split('.')[0])}")
-            conn.execute(f"DROP TABLE IF EXISTS {quote(new)}")
-            conn.execute(f"CREATE TABLE {quote(new)} AS {select_sql}")
-            count = conn.execute(f"SELECT count(*) FROM {quote(new)}").fetchone()[0]
-            self._swap(conn, table)
-        return LoadResult(table, count, count, count)
-
     def _swap(self, conn: Any, table: str) -> None:
         """Drop the old table and rename the new one into place (caller's transaction)."""
         schema, name = table.split(".", 1)
@@ -412,16 +417,6 @@ class DuckDBTarget(Target):
             conn.execute(f"INSERT INTO {quote(new.name)} SELECT * FROM {source} AS s")
             self._swap(conn, table.name)
         return LoadResult(table.name, count, count, count)
-
-    def replace_from_sql(self, table: str, select_sql: str) -> LoadResult:
-        new = table + NEW_SUFFIX
-        with self.connect() as conn:
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.split('.')[0])}")
-            conn.execute(f"DROP TABLE IF EXISTS {quote(new)}")
-            conn.execute(f"CREATE TABLE {quote(new)} AS {select_sql}")
-            count = conn.execute(f"SELECT count(*) FROM {quote(new)}").fetchone()[0]
-            self._swap(conn, table)
-        return LoadResult(table, int(count), int(count), int(count))
 
     def _swap(self, conn: Any, table: str) -> None:
         conn.execute(f"DROP TABLE IF EXISTS {quote(table)}")
