@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from lineage_auditor.graph import JobRef, LineageGraph
-from lineage_auditor.model import DatasetRef
+from lineage_auditor.model import DatasetRef, dataset_ref
 
 FINAL_STATES = ("COMPLETE", "FAIL", "ABORT")
 
@@ -79,6 +79,7 @@ class AuditView:
         self._runs: dict[str, RunRecord] = {}
         self._quality: dict[DatasetRef, list[QualitySample]] = {}
         self._last_key: dict[DatasetRef, tuple[Any, ...]] = {}
+        self._last_fields: dict[DatasetRef, Any] = {}
 
     @classmethod
     def from_events(cls, events: Iterable[Mapping[str, Any]]) -> "AuditView":
@@ -145,10 +146,13 @@ class AuditView:
         fields = (facets.get("schema") or {}).get("fields")
         if not fields:
             return
-        key = tuple((f.get("name"), f.get("type")) for f in fields)
         versions = self._versions.setdefault(ref, [])
+        if versions and self._last_fields.get(ref) == fields:
+            return  # the common case: a run writing the schema it wrote before (compared in C)
+        self._last_fields[ref] = fields
+        key = tuple((f.get("name"), f.get("type")) for f in fields)
         if versions and self._last_key.get(ref) == key:
-            return  # the common case: a run writing the schema it wrote before
+            return  # only descriptions or tags changed: the same version
         self._last_key[ref] = key
         clean = [{k: f.get(k) for k in ("name", "type", "description") if f.get(k) is not None} for f in fields]
         digest = hashlib.sha1(json.dumps(key).encode("utf-8")).hexdigest()[:12]
@@ -174,7 +178,7 @@ class AuditView:
 
 
 def _ref(data: Mapping[str, Any]) -> DatasetRef:
-    return DatasetRef(str(data.get("namespace", "")), str(data.get("name", "")))
+    return dataset_ref(str(data.get("namespace", "")), str(data.get("name", "")))
 
 
 def parse_time(text: str) -> datetime | None:
