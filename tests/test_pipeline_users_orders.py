@@ -195,15 +195,34 @@ def test_malformed_page_goes_to_dead_letters_and_the_run_continues(
 ) -> None:
     with MockApiServer(n_users=N_USERS, token=TOKEN, faults={"malformed_pages": [2]}) as api:
         summary, env = run(spec, tmp_path, f"duckdb:{tmp_path}/w.duckdb", api, orders_csv)
+        api_url = api.url
     assert summary.ok, summary.error
     assert summary.counts["users"] == N_USERS - PER_PAGE
     pages = [d for d in read_dead_letters(summary.dead_letter_file) if d.get("page") == 2]
     assert len(pages) == 1 and "malformed page 2" in pages[0]["reason"] and pages[0]["raw"]
     assert env.target.query("SELECT count(*) FROM staging.users WHERE user_id BETWEEN 51 AND 100") == [(0,)]
-    step = next(e for e in events_of(env, summary)
-                if e["eventType"] == "COMPLETE" and e["job"]["name"] == "users_orders.extract_users")
+    events = events_of(env, summary)
+    step = next(e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"] == "users_orders.extract_users")
     checks = {a["name"]: a for a in step["inputs"][0]["inputFacets"]["dataQualityAssertions"]["assertions"]}
     assert checks["all_pages_read"]["success"] is False and "[2]" in checks["all_pages_read"]["actual"]
+    assert summary.degraded
+    degraded = events[-1]["run"]["facets"][DEGRADED_FACET]
+    assert degraded["skippedPages"] == [2] and degraded["source"] == api_url
+    validate_own_facet(degraded, "DegradedRunFacet")
+
+
+def test_a_skipped_page_keeps_its_users_from_the_previous_snapshot(
+    tmp_path: Path, spec: UsersOrdersSpec, orders_csv: Path
+) -> None:
+    target = f"duckdb:{tmp_path}/w.duckdb"
+    with MockApiServer(n_users=N_USERS, token=TOKEN) as api:
+        assert run(spec, tmp_path, target, api, orders_csv)[0].ok
+        api.set_faults({"malformed_pages": [2]})
+        summary, env = run(spec, tmp_path, target, api, orders_csv)
+    assert summary.ok and summary.degraded
+    assert summary.counts["users"] == N_USERS - PER_PAGE
+    assert env.target.query("SELECT count(*) FROM staging.users") == [(N_USERS,)]
+    assert env.target.query("SELECT count(*) FROM analytics.user_orders") == [(N_USERS,)]
 
 
 def test_use_last_snapshot_builds_from_it_and_marks_the_run_degraded(

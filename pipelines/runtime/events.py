@@ -70,13 +70,19 @@ class Emitter(Protocol):
 
 @attr.define
 class DegradedRunFacet(RunFacet):
-    """The run finished, but on stale input: a source was down and its last snapshot was used."""
+    """The run finished on incomplete or stale input.
+
+    Either a source stayed down and its last snapshot was used (the snapshot fields say how
+    old), or some pages could not be read and the previous rows for them were kept
+    (``skippedPages``).
+    """
 
     reason: str
     source: str
-    snapshotTakenAt: str  # noqa: N815
-    snapshotAgeSeconds: float  # noqa: N815
-    maxStalenessSeconds: float  # noqa: N815
+    snapshotTakenAt: str | None = attr.field(default=None)  # noqa: N815
+    snapshotAgeSeconds: float | None = attr.field(default=None)  # noqa: N815
+    maxStalenessSeconds: float | None = attr.field(default=None)  # noqa: N815
+    skippedPages: list[int] | None = attr.field(default=None)  # noqa: N815
 
     @staticmethod
     def _get_schema() -> str:

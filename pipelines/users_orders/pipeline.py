@@ -119,7 +119,8 @@ def _run(spec: UsersOrdersSpec, env: Environment, api: UsersApi, orders: Path, p
 
 def _extract_users(spec: UsersOrdersSpec, env: Environment, run: RunContext, api: UsersApi,
                    policy: RetryPolicy, dead_letter: DeadLetterWriter, counts: dict[str, int]) -> bool:
-    """Fetch and stage the users; False when the run fell back to the last snapshot."""
+    """Fetch and stage the users; False when the run is degraded (pages skipped, or the last
+    snapshot used because the API stayed down)."""
     source = http_dataset(f"{api.url}/users")
     staged = env.target.dataset(ex.USERS_TABLE.name)
     step = run.child(step_job(
@@ -134,7 +135,10 @@ def _extract_users(spec: UsersOrdersSpec, env: Environment, run: RunContext, api
                                dead_letter=dead_letter) as client:
             result = client.fetch_all()
             fetched_at = datetime.now(timezone.utc)
-            loaded = env.target.replace(ex.USERS_TABLE, ex.user_rows(result.users, fetched_at, step.run_id))
+            rows = ex.user_rows(result.users, fetched_at, step.run_id)
+            complete = not result.skipped_pages
+            # A page that could not be read must not delete its users: merge instead of replace.
+            loaded = env.target.replace(ex.USERS_TABLE, rows) if complete else env.target.upsert(ex.USERS_TABLE, rows)
             step.add_input(source, metrics=metrics_facet(ex.user_records(result.users), [n for _, n, _ in ex.USER_FIELDS]),
                            assertions=assertions_facet(ex.users_checks(result)))
             step.add_output(staged, rows=loaded.rows)
@@ -143,7 +147,14 @@ def _extract_users(spec: UsersOrdersSpec, env: Environment, run: RunContext, api
                      "duplicate_records": result.duplicate_records, "skipped_pages": len(result.skipped_pages)}
             step.add_run_facet(STATS_FACET, RunStatsRunFacet(counts=stats))
             counts.update(users=len(result.users), api_requests=result.requests, api_retries=result.retries)
-            return True
+            if not complete:
+                pages = sorted(result.skipped_pages)
+                run.add_run_facet(DEGRADED_FACET, DegradedRunFacet(
+                    reason=f"{len(pages)} page(s) of the users API could not be read (dead-lettered); "
+                           "users from earlier snapshots were kept for them",
+                    source=public_url(api.url), skippedPages=pages,
+                ))
+            return complete
     except SourceUnavailable as exc:
         if spec.on_source_failure != "use_last_snapshot":
             raise
