@@ -30,20 +30,48 @@ def _config(path: str | None) -> AuditConfig:
     return AuditConfig()
 
 
-def _load(store: str | None, config: AuditConfig) -> tuple[Any, Any, int]:
-    """The graph and the view the checks read, from one pass over the store's events."""
+def _load(store: str | None, config: AuditConfig, dataset: str | None = None) -> tuple[Any, Any, int]:
+    """The graph and the view the checks read, and how many events the store holds.
+
+    From the embedded store only what the checks look at is read: each job's latest run
+    (the graph) and the runs touching the AI datasets and their upstream (the view). Other
+    stores are read in one pass over every event.
+    """
     from rich.console import Console
 
-    from collectors.store.sources import describe_source, read_events
-    from lineage_auditor.audit.view import load_lineage
+    from collectors.store.sources import describe_source, open_embedded, read_events
+    from lineage_auditor.audit.view import AuditView, gc_paused, load_lineage
+    from lineage_auditor.graph import LineageGraph
 
     spec = store or config.store
     console = Console(stderr=True)
     with console.status(f"reading lineage from {describe_source(spec)}", spinner="dots"):
-        graph, view, count = load_lineage(read_events(spec))
+        embedded = open_embedded(spec)
+        if embedded is None:
+            graph, view, count = load_lineage(read_events(spec))
+        else:
+            with embedded, gc_paused():
+                count = embedded.count()
+                graph = LineageGraph.from_events(embedded.latest_run_events())
+                scope = _audited_datasets(graph, config, dataset)
+                view = AuditView.from_events(embedded.run_events_touching((d.namespace, d.name) for d in scope))
     if not count:
         raise LineageAuditError(f"the lineage store {describe_source(spec)} has no events")
     return graph, view, count
+
+
+def _audited_datasets(graph: Any, config: AuditConfig, dataset: str | None) -> set[Any]:
+    """The AI datasets in scope and everything upstream of them: all the view must cover."""
+    from lineage_auditor.audit.runner import resolve_targets
+
+    try:
+        targets = resolve_targets(graph, config, dataset)
+    except LineageAuditError:
+        return set(graph.datasets())  # let the checks report the unknown dataset as usual
+    scope = set(targets)
+    for target in targets:
+        scope.update(graph.upstream(target))
+    return scope
 
 
 def _baseline(path: str | None, config: AuditConfig, *, required: bool = False) -> dict[str, Any] | None:
@@ -63,7 +91,7 @@ def _run(dataset: str | None, store: str | None, config_path: str | None, baseli
     from lineage_auditor.audit.runner import run_audit
 
     config = _config(config_path)
-    graph, view, _ = _load(store, config)
+    graph, view, _ = _load(store, config, dataset)
     baseline = _baseline(baseline_path, config)
     result = run_audit(graph, view, config, dataset=dataset, baseline=baseline, load_rows=load_rows,
                        checks=list(checks) or None)

@@ -37,6 +37,23 @@ def describe_source(spec: str | None) -> str:
     return f"{kind}:{config.get('url', '')}"
 
 
+def open_embedded(spec: str | None = None) -> Any:
+    """The embedded store a spec (or the configuration) names, or None for other stores.
+
+    Callers use it for queries only the embedded store can answer (latest runs, runs
+    touching given datasets) and fall back to :func:`read_events` for the others.
+    """
+    config = _store_config(spec)
+    if config["type"] != "embedded":
+        return None
+    path = Path(config.get("path") or default_store_path())
+    if not path.exists():
+        raise LineageAuditError("no embedded lineage store here yet (run a pipeline first)", file=str(path))
+    from collectors.store.sqlite import EmbeddedStore
+
+    return EmbeddedStore(path)
+
+
 def read_events(spec: str | None = None) -> Iterator[dict[str, Any]]:
     """Every event in the named (or configured) store, oldest first."""
     config = _store_config(spec)

@@ -217,6 +217,40 @@ class EmbeddedStore:
                 return
             last_time, last_id = rows[-1]["event_time"], rows[-1]["id"]
 
+    def latest_run_events(self) -> Iterator[dict[str, Any]]:
+        """Events of each job's latest run (by the run's first event), oldest first.
+
+        A lineage graph's current view is what each job's latest run reported; reading only
+        those runs spares parsing the history of a large store.
+        """
+        yield from self._payloads(
+            "WITH latest AS (SELECT run_id FROM (SELECT run_id, ROW_NUMBER() OVER ("
+            "PARTITION BY job_namespace, job_name ORDER BY first_event_time DESC, run_id DESC) AS n FROM runs) "
+            "WHERE n = 1) "
+            "SELECT e.payload FROM events e JOIN latest l ON e.run_id = l.run_id ORDER BY e.event_time, e.id"
+        )
+
+    def run_events_touching(self, datasets: Iterable[tuple[str, str]]) -> Iterator[dict[str, Any]]:
+        """Events of every run that read or wrote one of ``datasets`` ((namespace, name)), oldest first."""
+        wanted = sorted(set(datasets))
+        if not wanted:
+            return
+        pairs = " UNION ALL ".join("SELECT ?, ?" for _ in wanted)
+        params = [part for pair in wanted for part in pair]
+        yield from self._payloads(
+            f"WITH wanted(namespace, name) AS ({pairs}), "
+            "touching AS (SELECT DISTINCT rd.run_id FROM run_datasets rd "
+            "JOIN wanted w ON rd.namespace = w.namespace AND rd.name = w.name) "
+            "SELECT e.payload FROM events e JOIN touching t ON e.run_id = t.run_id ORDER BY e.event_time, e.id",
+            params,
+        )
+
+    def _payloads(self, sql: str, params: Iterable[Any] = ()) -> Iterator[dict[str, Any]]:
+        with self._lock:
+            rows = self._conn.execute(sql, list(params)).fetchall()
+        for row in rows:
+            yield orjson.loads(row[0])
+
     # -- the view: datasets -----------------------------------------------------------------
 
     def _query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
