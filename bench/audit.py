@@ -23,6 +23,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).
 
 from collectors.store import EmbeddedStore  # noqa: E402
 from lineage_auditor.audit import AuditView, parse_config, run_audit  # noqa: E402
+from lineage_auditor.audit.runner import load_scoped  # noqa: E402
 from lineage_auditor.audit.view import load_lineage  # noqa: E402
 from lineage_auditor.graph import LineageGraph  # noqa: E402
 
@@ -87,13 +88,19 @@ def bench_audit(scale: float) -> None:
         config = parse_config(f"ai_datasets:\n  - name: {target}\n    owner: team:ml\n    purpose: bench\n"
                               "tags:\n  - {column: 's0.t0.c0', tags: [pii.email]}\n")
         began = time.perf_counter()
-        with EmbeddedStore(path) as store:  # what `lineage-audit audit` does: one streaming pass
-            graph, view, _ = load_lineage(store.events())
+        with EmbeddedStore(path) as store:  # what `lineage-audit audit` does on the embedded store
+            graph, view, _ = load_scoped(store, config)
         read = time.perf_counter() - began
         result = run_audit(graph, view, config)
         total = time.perf_counter() - began
+        with EmbeddedStore(path) as store:  # what it does on other stores: every event, one pass
+            began_all = time.perf_counter()
+            load_lineage(store.events())
+            every_event = time.perf_counter() - began_all
         print(f"  audit of one AI dataset: {total:.2f} s (target < 5 s; {total / 5:.2f}x of target)")
-        print(f"    read events + build graph and view (one pass) {read:.2f} s, checks {sum(result.timings_s.values()):.2f} s")
+        print(f"    read latest runs + runs touching the audited datasets, build graph and view {read:.2f} s, "
+              f"checks {sum(result.timings_s.values()):.2f} s")
+        print(f"  for comparison, one pass over every event (Marquez or file stores): {every_event:.2f} s")
         print(f"    per check: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.timings_s.items()))
         print(f"    upstream datasets: {len(graph.upstream(result.datasets[0])):,}, findings: {len(result.findings)}")
 

@@ -33,15 +33,14 @@ def _config(path: str | None) -> AuditConfig:
 def _load(store: str | None, config: AuditConfig, dataset: str | None = None) -> tuple[Any, Any, int]:
     """The graph and the view the checks read, and how many events the store holds.
 
-    From the embedded store only what the checks look at is read: each job's latest run
-    (the graph) and the runs touching the AI datasets and their upstream (the view). Other
-    stores are read in one pass over every event.
+    The embedded store is asked only for what the checks look at; other stores are read in
+    one pass over every event.
     """
     from rich.console import Console
 
     from collectors.store.sources import describe_source, open_embedded, read_events
-    from lineage_auditor.audit.view import AuditView, gc_paused, load_lineage
-    from lineage_auditor.graph import LineageGraph
+    from lineage_auditor.audit.runner import load_scoped
+    from lineage_auditor.audit.view import load_lineage
 
     spec = store or config.store
     console = Console(stderr=True)
@@ -50,28 +49,11 @@ def _load(store: str | None, config: AuditConfig, dataset: str | None = None) ->
         if embedded is None:
             graph, view, count = load_lineage(read_events(spec))
         else:
-            with embedded, gc_paused():
-                count = embedded.count()
-                graph = LineageGraph.from_events(embedded.latest_run_events())
-                scope = _audited_datasets(graph, config, dataset)
-                view = AuditView.from_events(embedded.run_events_touching((d.namespace, d.name) for d in scope))
+            with embedded:
+                graph, view, count = load_scoped(embedded, config, dataset)
     if not count:
         raise LineageAuditError(f"the lineage store {describe_source(spec)} has no events")
     return graph, view, count
-
-
-def _audited_datasets(graph: Any, config: AuditConfig, dataset: str | None) -> set[Any]:
-    """The AI datasets in scope and everything upstream of them: all the view must cover."""
-    from lineage_auditor.audit.runner import resolve_targets
-
-    try:
-        targets = resolve_targets(graph, config, dataset)
-    except LineageAuditError:
-        return set(graph.datasets())  # let the checks report the unknown dataset as usual
-    scope = set(targets)
-    for target in targets:
-        scope.update(graph.upstream(target))
-    return scope
 
 
 def _baseline(path: str | None, config: AuditConfig, *, required: bool = False) -> dict[str, Any] | None:

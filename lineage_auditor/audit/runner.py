@@ -11,10 +11,10 @@ audit that silently skips a check would report a clean bill of health it never e
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from lineage_auditor.audit import (
     coverage,
@@ -29,7 +29,7 @@ from lineage_auditor.audit.config import AIDataset, AuditConfig
 from lineage_auditor.audit.context import AuditContext, DataLoader
 from lineage_auditor.audit.findings import HIGH, SEVERITIES, Finding, make_finding, max_severity, sort_findings
 from lineage_auditor.audit.names import find_datasets, resolve_dataset
-from lineage_auditor.audit.view import AuditView
+from lineage_auditor.audit.view import AuditView, gc_paused
 from lineage_auditor.errors import LineageAuditError
 from lineage_auditor.graph import LineageGraph
 from lineage_auditor.model import DatasetRef
@@ -94,6 +94,37 @@ def resolve_targets(graph: LineageGraph, config: AuditConfig, dataset: str | Non
         for ref in found:
             targets[ref] = item
     return targets
+
+
+class ScopedSource(Protocol):
+    """A store that can answer the two questions an audit asks (the embedded store can)."""
+
+    def count(self) -> int: ...
+
+    def latest_run_events(self) -> Iterable[Mapping[str, Any]]: ...
+
+    def run_events_touching(self, datasets: Iterable[tuple[str, str]]) -> Iterable[Mapping[str, Any]]: ...
+
+
+def load_scoped(source: ScopedSource, config: AuditConfig, dataset: str | None = None) -> tuple[LineageGraph, AuditView, int]:
+    """Graph and view from only what the checks read.
+
+    The graph is each job's latest run; the view covers the runs that touched the AI
+    datasets in scope or anything upstream of them, which is all that run history, schema
+    versions, freshness, volume and quality are asked about.
+    """
+    with gc_paused():
+        graph = LineageGraph.from_events(source.latest_run_events())
+        try:
+            targets = resolve_targets(graph, config, dataset)
+        except LineageAuditError:
+            scope = set(graph.datasets())  # the checks report the unknown dataset as usual
+        else:
+            scope = set(targets)
+            for target in targets:
+                scope.update(graph.upstream(target))
+        view = AuditView.from_events(source.run_events_touching((d.namespace, d.name) for d in scope))
+        return graph, view, source.count()
 
 
 def run_audit(
