@@ -138,10 +138,15 @@ def show_command(
       lineage-audit lineage show staging.orders --downstream --depth 1 --format json
       lineage-audit lineage show user_orders --store marquez:http://127.0.0.1:5000
     """
-    from collectors.store.sources import describe_source, read_events
+    from collectors.store.sources import describe_source, open_embedded, read_events
     from lineage_auditor.graph import LineageGraph
 
-    graph = LineageGraph.from_events(e for e in read_events(store) if isinstance(e.get("run"), dict))
+    embedded = open_embedded(store)
+    if embedded is not None:  # the current graph is each job's latest run: read only those
+        with embedded:
+            graph = LineageGraph.from_events(embedded.latest_run_events())
+    else:
+        graph = LineageGraph.from_events(e for e in read_events(store) if isinstance(e.get("run"), dict))
     source = describe_source(store)
     target = _resolve_dataset(graph, dataset, source)
     directions = [direction] if direction else ["upstream", "downstream"]
