@@ -66,11 +66,29 @@ def _sql_options(func):
     return func
 
 
+PROGRESS_AFTER_FILES = 20
+
+
 def _analyze(files, dialect, schema_path, namespace):
+    """Run the engine over the files, with a progress bar on stderr for long runs."""
+    from rich.progress import Progress
+
     from lineage_auditor.sql import analyze_files, load_schema
 
     schema = load_schema(schema_path) if schema_path else None
-    return analyze_files(list(files), dialect=dialect.lower() if dialect else None, schema=schema, namespace=namespace)
+    kwargs = {"dialect": dialect.lower() if dialect else None, "schema": schema, "namespace": namespace}
+    if len(files) < PROGRESS_AFTER_FILES:
+        return analyze_files(list(files), **kwargs)
+    with Progress(transient=True, console=_stderr_console()) as progress:
+        task = progress.add_task("column lineage", total=len(files))
+        result = analyze_files(list(files), on_file=lambda _: progress.advance(task), **kwargs)
+    return result
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def _write_html(result, out: str | None, title: str) -> str:

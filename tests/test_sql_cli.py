@@ -124,3 +124,19 @@ def test_every_command_help_shows_an_example():
         out = subprocess.run([sys.executable, "-m", "lineage_auditor.cli", name, "--help"], capture_output=True, text=True)
         assert out.returncode == 0, (name, out.stderr)
         assert "Example" in out.stdout, f"lineage-audit {name} --help has no example"
+
+
+def test_many_files_are_one_script_with_a_progress_display(run, tmp_path):
+    files = []
+    for i in range(25):
+        path = tmp_path / f"{i:02d}.sql"
+        source = "raw.users" if i == 0 else f"t{i - 1}"
+        path.write_text(f"CREATE TABLE t{i} AS SELECT id, email FROM {source};")
+        files.append(str(path))
+    res = run("sql", *files, "--schema", str(SHOP / "schema.yml"), "--format", "json")
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert len(doc["statements"]) == 25
+    last = next(o for o in doc["end_to_end"] if o["name"] == "t24")
+    email = last["facets"]["columnLineage"]["fields"]["email"]["inputFields"]
+    assert [(f["name"], f["field"]) for f in email] == [("raw.users", "email")]

@@ -7,6 +7,7 @@ traced back to tables the script did not create, so ``end_to_end`` falls out dir
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -248,10 +249,16 @@ def analyze_files(
     dialect: str | None = None,
     schema: dict[str, Columns] | None = None,
     namespace: str = DEFAULT_NAMESPACE,
+    on_file: Callable[[str], None] | None = None,
 ) -> SqlLineageResult:
-    """Column lineage of several files, in order, as one script (later files see earlier ones)."""
+    """Column lineage of several files, in order, as one script (later files see earlier ones).
+
+    ``on_file`` is called with each path before it is read (for a progress display).
+    """
     analyzer = ScriptAnalyzer(dialect=dialect, schema=schema, namespace=namespace)
     for path in paths:
+        if on_file is not None:
+            on_file(str(path))
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
