@@ -2,7 +2,7 @@
 
 Exit codes (every command): 0 ok, 1 findings at or above ``--fail-on``, 2 usage or input
 error. Commands that drive one package live next to it (``collectors/cli.py``,
-``pipelines/cli.py``, ``reports/cli.py``) and are registered here.
+``pipelines/cli.py``, ``lineage_auditor/cli_audit.py``) and are registered here.
 """
 
 from __future__ import annotations
@@ -161,21 +161,15 @@ def graph_command(files, dialect, schema_path, namespace, out, title) -> None:
     sys.exit(EXIT_INPUT if result.errors else EXIT_OK)
 
 
-_COMMAND_MODULES = ("lineage_auditor.cli_audit", "collectors.cli", "collectors.marquez.cli", "pipelines.cli", "reports.cli")
+_COMMAND_MODULES = ("lineage_auditor.cli_audit", "collectors.cli", "collectors.marquez.cli", "pipelines.cli")
 
 
 def _register() -> None:
-    """Attach the commands other packages define."""
+    """Attach the commands other packages define (each module's ``COMMANDS``)."""
     import importlib
 
     for module_name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        for command in getattr(module, "COMMANDS", []):
+        for command in importlib.import_module(module_name).COMMANDS:
             cli.add_command(command)
 
 

@@ -21,3 +21,15 @@ class LineageAuditError(Exception):
         if where and self.line:
             where += f":{self.line}" + (f":{self.column}" if self.column else "")
         return f"{where}: {self.message}" if where else self.message
+
+
+def yaml_error(exc: Exception, *, file: str) -> LineageAuditError:
+    """A YAML parser's error as ours, pointing at the line and column where parsing stopped."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or exc
+    return LineageAuditError(
+        f"invalid YAML: {problem}",
+        file=file,
+        line=mark.line + 1 if mark else 0,
+        column=mark.column + 1 if mark else 0,
+    )

@@ -24,6 +24,18 @@ USERS = {"user_id": "BIGINT", "name": "TEXT", "email": "TEXT", "country": "TEXT"
 ORDERS = {"order_id": "BIGINT", "user_id": "BIGINT", "amount": "DECIMAL(14,2)", "status": "TEXT"}
 WEATHER = {"country": "TEXT", "temperature_c": "DOUBLE"}
 
+# The audit config the shop's tests share: one AI dataset, two tagged source columns.
+SHOP_CONFIG = """
+ai_datasets:
+  - name: features.churn
+    owner: team:ml
+    purpose: predict churn
+    consumers: [churn-model]
+tags:
+  - {column: raw.users.email, tags: [pii.email]}
+  - {column: raw.users.name, tags: [pii.name]}
+"""
+
 FEATURES_SQL = """
 CREATE TABLE features.churn AS
 SELECT u.user_id,

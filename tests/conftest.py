@@ -80,3 +80,14 @@ def pg_dsn(pg_admin_dsn: str, request: pytest.FixtureRequest) -> Iterator[str]:
 def spec_dir() -> Path:
     """The shipped pipeline specs."""
     return REPO / "pipelines" / "specs"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An isolated lineage home (``$LINEAGE_AUDIT_HOME``) and no ambient OpenLineage configuration."""
+    for key in list(os.environ):
+        if key.startswith("OPENLINEAGE"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("LINEAGE_AUDIT_HOME", str(tmp_path / "state"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "state"

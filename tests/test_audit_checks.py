@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from audit_events import (
-    FEATURES_SQL, NS, ORDERS, T0, USERS, WEATHER, dataset, run_events, shop_events, sql_job_events,
+    SHOP_CONFIG as CONFIG, FEATURES_SQL, NS, ORDERS, T0, USERS, WEATHER, dataset, run_events, shop_events, sql_job_events,
 )
 from lineage_auditor.audit import AuditView, parse_config, run_audit
 from lineage_auditor.audit.config import Thresholds
@@ -18,16 +18,6 @@ from lineage_auditor.audit.lineage_drift import snapshot
 from lineage_auditor.audit.types import NARROWING, WIDENING, classify_type_change
 from lineage_auditor.graph import LineageGraph
 
-CONFIG = """
-ai_datasets:
-  - name: features.churn
-    owner: team:ml
-    purpose: predict churn
-    consumers: [churn-model]
-tags:
-  - {column: raw.users.email, tags: [pii.email]}
-  - {column: raw.users.name, tags: [pii.name]}
-"""
 
 
 def audit(events, *, config: str = CONFIG, checks=None, **kw):

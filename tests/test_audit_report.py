@@ -11,20 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from audit_events import FEATURES_SQL, ORDERS, T0, USERS, dataset, run_events, shop_events, sql_job_events
+from audit_events import SHOP_CONFIG as CONFIG
 from collectors.store import EmbeddedStore
 from lineage_auditor.cli import _register, cli
 
 XSS = "<img src=x onerror=alert(1)>"
-CONFIG = """
-ai_datasets:
-  - name: features.churn
-    owner: team:ml
-    purpose: predict churn
-    consumers: [churn-model]
-tags:
-  - {column: raw.users.email, tags: [pii.email]}
-  - {column: raw.users.name, tags: [pii.name]}
-"""
 
 
 def xss_events() -> list[dict]:

@@ -124,15 +124,6 @@ def pipeline(emitter: LineageEmitter, events: list) -> str:
     return "loaded"
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    """An isolated lineage home and no ambient OpenLineage configuration."""
-    for key in list(os.environ):
-        if key.startswith("OPENLINEAGE"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("LINEAGE_AUDIT_HOME", str(tmp_path / "state"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path / "state"
 
 
 # ---------------------------------------------------------------- delivery and spooling

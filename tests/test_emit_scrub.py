@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 import socket
 from datetime import datetime, timezone
 
@@ -124,14 +123,6 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    for key in list(os.environ):
-        if key.startswith("OPENLINEAGE"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("LINEAGE_AUDIT_HOME", str(tmp_path / "state"))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path / "state"
 
 
 def test_no_secret_reaches_a_file_the_spool_or_a_log(home, tmp_path, caplog, monkeypatch):

@@ -33,7 +33,7 @@ from collectors.emit.transports import (
     NoopTransport,
     Transport,
 )
-from lineage_auditor.errors import LineageAuditError
+from lineage_auditor.errors import LineageAuditError, yaml_error
 
 HOME_ENV = "LINEAGE_AUDIT_HOME"
 DEFAULT_HOME = ".lineage"
@@ -125,13 +125,7 @@ def _from_yaml(path: Path) -> dict[str, Any] | None:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise LineageAuditError(
-            f"invalid YAML: {getattr(exc, 'problem', exc)}",
-            file=str(path),
-            line=mark.line + 1 if mark else 0,
-            column=mark.column + 1 if mark else 0,
-        ) from None
+        raise yaml_error(exc, file=str(path)) from None
     transport = data.get("transport") if isinstance(data, dict) else None
     if transport is None:
         return None

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from lineage_auditor.errors import LineageAuditError
+from lineage_auditor.errors import LineageAuditError, yaml_error
 
 DEFAULT_CONFIG = "lineage-audit.yml"
 DEFAULT_BASELINE = ".lineage/baseline.json"
@@ -201,11 +201,7 @@ def parse_config(text: str, *, source: str = DEFAULT_CONFIG) -> AuditConfig:
         data = yaml.safe_load(text)
         root = yaml.compose(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise LineageAuditError(
-            f"invalid YAML: {getattr(exc, 'problem', None) or exc}",
-            file=source, line=(mark.line + 1) if mark else 0, column=(mark.column + 1) if mark else 0,
-        ) from None
+        raise yaml_error(exc, file=source) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

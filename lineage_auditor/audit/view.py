@@ -192,31 +192,6 @@ def parse_time(text: str) -> datetime | None:
         return None
 
 
-def latest_run_events(events: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Only the events of each job's latest run (by the run's first event time).
-
-    The lineage graph's current view is what each job's latest run reported (a newer run
-    replaces a job's edges), so replaying older runs only costs time; run history comes from
-    :class:`AuditView`, which reads every event.
-    """
-    first_seen: dict[str, str] = {}
-    job_of: dict[str, tuple[str, str]] = {}
-    for event in events:
-        run_id = str((event.get("run") or {}).get("runId", ""))
-        when = str(event.get("eventTime") or "")
-        if run_id not in first_seen or when < first_seen[run_id]:
-            first_seen[run_id] = when
-        job = event.get("job") or {}
-        job_of[run_id] = (str(job.get("namespace", "")), str(job.get("name", "")))
-    latest: dict[tuple[str, str], tuple[str, str]] = {}
-    for run_id, when in first_seen.items():
-        job = job_of[run_id]
-        if job not in latest or (when, run_id) > latest[job]:
-            latest[job] = (when, run_id)
-    keep = {run_id for _, run_id in latest.values()}
-    return [e for e in events if str((e.get("run") or {}).get("runId", "")) in keep]
-
-
 class LatestRuns:
     """Keeps, while events stream past in time order, only each job's latest run.
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from lineage_auditor.errors import LineageAuditError
+from lineage_auditor.errors import LineageAuditError, yaml_error
 
 Columns = dict[str, str | None]  # column name (lower case) -> type, insertion-ordered
 
@@ -36,13 +36,7 @@ def load_schema(path: str | Path) -> dict[str, Columns]:
     except json.JSONDecodeError as exc:
         raise LineageAuditError(f"invalid JSON: {exc.msg}", file=str(path), line=exc.lineno, column=exc.colno) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise LineageAuditError(
-            f"invalid YAML: {getattr(exc, 'problem', None) or exc}",
-            file=str(path),
-            line=(mark.line + 1) if mark else 0,
-            column=(mark.column + 1) if mark else 0,
-        ) from None
+        raise yaml_error(exc, file=str(path)) from None
     return validate_schema(data, source=str(path))
 
 

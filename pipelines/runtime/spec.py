@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from lineage_auditor.errors import LineageAuditError
+from lineage_auditor.errors import LineageAuditError, yaml_error
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "specs"
 
@@ -219,12 +219,8 @@ def load_spec(path: str | Path) -> WeatherSpec | UsersOrdersSpec:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise LineageAuditError(
-            f"invalid YAML: {exc.problem}", file=str(path),
-            line=mark.line + 1 if mark else 0, column=mark.column + 1 if mark else 0,
-        ) from exc
+    except yaml.YAMLError as exc:
+        raise yaml_error(exc, file=str(path)) from exc
     if not isinstance(data, dict) or root is None:
         raise LineageAuditError("a spec must be a mapping of settings", file=str(path), line=1)
     if "pipeline" not in data:

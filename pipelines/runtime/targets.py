@@ -145,6 +145,11 @@ class Target(ABC):
             self._swap(conn, table)
         return LoadResult(table, count, count, count)
 
+    def _ensure(self, conn: Any, table: Table) -> None:
+        """Create the table's schema and the table itself when missing (caller's transaction)."""
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.schema)}")
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {quote(table.name)} ({self._column_defs(table)})")
+
     @abstractmethod
     def connect(self) -> Any:
         """A context manager yielding a connection inside one transaction."""
@@ -282,10 +287,6 @@ class PostgresTarget(Target):
                 copy.write(text)
         return len(data)
 
-    def _ensure(self, conn: Any, table: Table) -> None:
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.schema)}")
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {quote(table.name)} ({self._column_defs(table)})")
-
     def upsert_many(self, batches: Sequence[tuple[Table, Iterable[Sequence[Any]]]]) -> list[LoadResult]:
         results = []
         with self.connect() as conn:
@@ -390,10 +391,6 @@ class DuckDBTarget(Target):
         conn.register("_batch", frame)
         casts = ", ".join(f"CAST({quote(c.name)} AS {self.sql_type(c)}) AS {quote(c.name)}" for c in table.columns)
         return f"(SELECT {casts} FROM _batch)", len(frame)
-
-    def _ensure(self, conn: Any, table: Table) -> None:
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.schema)}")
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {quote(table.name)} ({self._column_defs(table)})")
 
     def upsert_many(self, batches: Sequence[tuple[Table, Iterable[Sequence[Any]]]]) -> list[LoadResult]:
         results = []
