@@ -17,6 +17,7 @@ from typing import Any, Protocol, TextIO
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from collectors.emit.scrub import scrub_text, scrub_url
+from lineage_auditor.errors import DeliveryError as BaseDeliveryError
 from collectors.openlineage_json import append_ndjson, dumps_event
 
 # Short on purpose: a lineage server that is down must cost a pipeline seconds, not minutes
@@ -29,16 +30,11 @@ HTTP_BACKOFF_S = 0.2
 RETRYABLE_STATUS = {408, 425, 429}
 
 
-class DeliveryError(Exception):
-    """An event was not acknowledged.
-
-    ``retryable`` is False when sending the same event again cannot succeed (the target
-    rejected it as invalid); replay sets such events aside instead of retrying forever.
-    """
+class DeliveryError(BaseDeliveryError):
+    """:class:`lineage_auditor.errors.DeliveryError` with its message scrubbed of secrets."""
 
     def __init__(self, message: str, *, retryable: bool = True) -> None:
-        super().__init__(scrub_text(message))
-        self.retryable = retryable
+        super().__init__(scrub_text(message), retryable=retryable)
 
 
 class Transport(Protocol):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lineage_auditor.errors import LineageAuditError
+from lineage_auditor.errors import PipelineError
 from lineage_auditor.model import DatasetRef
 from pipelines.runtime.copytext import NULL, frame_chunks, row_chunks
 from pipelines.runtime.naming import duckdb_dataset, postgres_dataset
@@ -42,7 +42,7 @@ _TYPES: dict[str, dict[str, str]] = {
 NEW_SUFFIX = "__new"
 
 
-class TargetError(LineageAuditError):
+class TargetError(PipelineError):
     """The target could not be reached or refused a write (message has no password)."""
 
 

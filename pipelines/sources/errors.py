@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from lineage_auditor.errors import LineageAuditError
+from lineage_auditor.errors import PipelineError
 
 
-class SourceError(LineageAuditError):
+class SourceError(PipelineError):
     """A source answered, but not in a way a retry can fix (401, 404, a 400 with a reason)."""
 
     def __init__(self, message: str, *, source: str = "", status: int | None = None) -> None:
