@@ -138,15 +138,19 @@ def show_command(
       lineage-audit lineage show staging.orders --downstream --depth 1 --format json
       lineage-audit lineage show user_orders --store marquez:http://127.0.0.1:5000
     """
-    from collectors.store.sources import describe_source, open_embedded, read_events
+    from collectors.sources import SkippedEvents, describe_source, open_embedded, read_events
+    from lineage_auditor.events import run_events
     from lineage_auditor.graph import LineageGraph
 
+    skipped = SkippedEvents()
     embedded = open_embedded(store)
     if embedded is not None:  # the current graph is each job's latest run: read only those
         with embedded:
-            graph = LineageGraph.from_events(embedded.latest_run_events())
+            graph = LineageGraph.from_events(run_events(embedded.latest_run_events(), skipped))
     else:
-        graph = LineageGraph.from_events(e for e in read_events(store) if isinstance(e.get("run"), dict))
+        graph = LineageGraph.from_events(read_events(store, skipped))
+    if skipped.count:
+        click.echo(f"warning: {skipped.summary()}", err=True)
     source = describe_source(store)
     target = _resolve_dataset(graph, dataset, source)
     directions = [direction] if direction else ["upstream", "downstream"]

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from lineage_auditor.errors import LineageAuditError
+from lineage_auditor.errors import EventError, StoreError
 
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 JSON_SUFFIXES = (".json",)
@@ -44,15 +44,32 @@ def event_identity(event: dict[str, Any]) -> tuple[str, str, str]:
     return "", str(event.get("eventType") or ""), event_time
 
 
-def _error(path: Path, exc: json.JSONDecodeError, line_offset: int = 0) -> LineageAuditError:
-    return LineageAuditError(
-        f"invalid JSON: {exc.msg}", file=str(path), line=exc.lineno + line_offset, column=exc.colno
-    )
+Located = tuple[str, int]  # (file, line) an event was read from
+
+
+def _error(path: Path, exc: json.JSONDecodeError, line_offset: int = 0) -> EventError:
+    return EventError(f"invalid JSON: {exc.msg}", file=str(path), line=exc.lineno + line_offset, column=exc.colno)
+
+
+def _decode(path: Path, data: bytes, line: int) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EventError(f"not UTF-8 text ({exc.reason} at byte {exc.start + 1})", file=str(path), line=line) from None
+
+
+def _loads(path: Path, text: str, line: int) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _error(path, exc, line - 1) from None
+    except RecursionError:
+        raise EventError("JSON nested too deeply to be an OpenLineage event", file=str(path), line=line) from None
 
 
 def _check_object(value: Any, path: Path, line: int) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise LineageAuditError(
+        raise EventError(
             f"expected an OpenLineage event (a JSON object), got {type(value).__name__}",
             file=str(path),
             line=line,
@@ -60,48 +77,51 @@ def _check_object(value: Any, path: Path, line: int) -> dict[str, Any]:
     return value
 
 
-def _iter_ndjson(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, text in enumerate(handle, start=1):
-            if not text.strip():
+def _iter_ndjson(path: Path) -> Iterator[tuple[Located, dict[str, Any]]]:
+    with path.open("rb") as handle:
+        for number, data in enumerate(handle, start=1):
+            if not data.strip():
                 continue
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise _error(path, exc, number - 1) from None
-            yield _check_object(value, path, number)
+            value = _loads(path, _decode(path, data, number), number)
+            yield (str(path), number), _check_object(value, path, number)
 
 
-def _iter_json(path: Path) -> Iterator[dict[str, Any]]:
-    text = path.read_text(encoding="utf-8")
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _error(path, exc) from None
+def _iter_json(path: Path) -> Iterator[tuple[Located, dict[str, Any]]]:
+    value = _loads(path, _decode(path, path.read_bytes(), 1), 1)
     items = value if isinstance(value, list) else [value]
     for item in items:
-        yield _check_object(item, path, 1)
+        yield (str(path), 1), _check_object(item, path, 1)
 
 
-def iter_events(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """Events from a ``.json``/``.ndjson`` file, or from every such file in a directory.
-
-    Directory entries are read in name order (spool files sort in emission order).
-    """
+def iter_located_events(path: str | os.PathLike[str]) -> Iterator[tuple[Located, dict[str, Any]]]:
+    """Events with the (file, line) they were read from; see :func:`iter_events`."""
     path = Path(path)
     if path.is_dir():
         for child in sorted(path.iterdir()):
             if child.name.startswith(".") or not child.is_file():
                 continue
             if child.suffix in NDJSON_SUFFIXES + JSON_SUFFIXES:
-                yield from iter_events(child)
+                yield from iter_located_events(child)
         return
     if not path.exists():
-        raise LineageAuditError("no such file", file=str(path))
-    if path.suffix in NDJSON_SUFFIXES:
-        yield from _iter_ndjson(path)
-    else:
-        yield from _iter_json(path)
+        raise StoreError("no such file", file=str(path))
+    try:
+        if path.suffix in NDJSON_SUFFIXES:
+            yield from _iter_ndjson(path)
+        else:
+            yield from _iter_json(path)
+    except OSError as exc:
+        raise StoreError(f"cannot read: {exc.strerror or exc}", file=str(path)) from None
+
+
+def iter_events(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Events from a ``.json``/``.ndjson`` file, or from every such file in a directory.
+
+    Directory entries are read in name order (spool files sort in emission order). A line
+    that is not JSON, not UTF-8 or not an object is an :class:`EventError` naming file:line.
+    """
+    for _where, event in iter_located_events(path):
+        yield event
 
 
 def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

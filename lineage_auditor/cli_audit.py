@@ -30,30 +30,34 @@ def _config(path: str | None) -> AuditConfig:
     return AuditConfig()
 
 
-def _load(store: str | None, config: AuditConfig, dataset: str | None = None) -> tuple[Any, Any, int]:
+def _load(store: str | None, config: AuditConfig, dataset: str | None = None) -> tuple[Any, Any, int, Any]:
     """The graph and the view the checks read, and how many events the store holds.
 
     The embedded store is asked only for what the checks look at; other stores are read in
-    one pass over every event.
+    one pass over every event. Events that are not valid OpenLineage are skipped, and the
+    audit then cannot pass: it says how many and why, and exits 2 after its report.
     """
     from rich.console import Console
 
-    from collectors.store.sources import describe_source, open_embedded, read_events
+    from collectors.sources import SkippedEvents, describe_source, open_embedded, read_events
     from lineage_auditor.audit.runner import load_scoped
     from lineage_auditor.audit.view import load_lineage
 
     spec = store or config.store
     console = Console(stderr=True)
+    skipped = SkippedEvents()
     with console.status(f"reading lineage from {describe_source(spec)}", spinner="dots"):
         embedded = open_embedded(spec)
         if embedded is None:
-            graph, view, count = load_lineage(read_events(spec))
+            graph, view, count = load_lineage(read_events(spec, skipped))
         else:
             with embedded:
-                graph, view, count = load_scoped(embedded, config, dataset)
+                graph, view, count = load_scoped(embedded, config, dataset, skipped)
+    if skipped.count:
+        console.print(f"[yellow]warning:[/yellow] {skipped.summary()}", highlight=False)
     if not count:
         raise LineageAuditError(f"the lineage store {describe_source(spec)} has no events")
-    return graph, view, count
+    return graph, view, count, skipped
 
 
 def _baseline(path: str | None, config: AuditConfig, *, required: bool = False) -> dict[str, Any] | None:
@@ -73,10 +77,11 @@ def _run(dataset: str | None, store: str | None, config_path: str | None, baseli
     from lineage_auditor.audit.runner import run_audit
 
     config = _config(config_path)
-    graph, view, _ = _load(store, config, dataset)
+    graph, view, _, skipped = _load(store, config, dataset)
     baseline = _baseline(baseline_path, config)
     result = run_audit(graph, view, config, dataset=dataset, baseline=baseline, load_rows=load_rows,
                        checks=list(checks) or None)
+    result.skipped_events = skipped.count
     return result, graph, view, config
 
 
@@ -102,7 +107,7 @@ def _options(func):
 @click.option("--check", "checks", multiple=True, type=click.Choice(
     ["reported_vs_rebuilt", "schema_drift", "lineage_drift", "data_drift", "freshness", "pii", "coverage"]),
     help="Run only this check (repeatable; default: those enabled in the config).")
-@click.option("--fail-on", type=click.Choice(SEVERITIES), default="high", show_default=True,
+@click.option("--fail-on", type=click.Choice([s.value for s in SEVERITIES]), default="high", show_default=True,
               help="Exit 1 when any finding is at least this severe.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def audit_command(dataset, store, config_path, baseline_path, checks, fail_on, fmt) -> None:
@@ -120,13 +125,16 @@ def audit_command(dataset, store, config_path, baseline_path, checks, fail_on, f
 
     \b
     Exit codes: 0 no finding at or above --fail-on, 1 findings at or above it,
-    2 bad input (config, store, unknown dataset).
+    2 bad input (config, store, unknown dataset, or events in the store that are not valid
+    OpenLineage: they are skipped and counted, and an audit that skipped any cannot pass).
     """
     result, *_ = _run(dataset, store, config_path, baseline_path, checks)
     if fmt == "json":
         click.echo(json.dumps({**result.to_json(), "fail_on": fail_on, "failed": result.failed(fail_on)}, indent=2, default=str))
     else:
         _print_text(result, fail_on)
+    if result.skipped_events:
+        sys.exit(EXIT_INPUT)
     sys.exit(EXIT_FINDINGS if result.failed(fail_on) else EXIT_OK)
 
 
@@ -167,7 +175,7 @@ def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
 @click.option("--format", "fmt", type=click.Choice(["html", "md", "json"]), default="html", show_default=True)
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False), default=None,
               help="Output file (default: audit-<dataset>.<ext>; '-' for stdout).")
-@click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
+@click.option("--fail-on", type=click.Choice([s.value for s in SEVERITIES]), default=None,
               help="Also exit 1 when a finding reaches this severity (default: always 0 once written).")
 def report_command(dataset, store, config_path, baseline_path, fmt, out, fail_on) -> None:
     """Write a datasheet-style audit report for one AI dataset.
@@ -242,7 +250,7 @@ def baseline_save_command(store, config_path, out, no_data, fmt) -> None:
     from lineage_auditor.audit.runner import resolve_targets
 
     config = _config(config_path)
-    graph, _, event_count = _load(store, config)
+    graph, _, event_count, _ = _load(store, config)
     targets = resolve_targets(graph, config)
     doc = snapshot(graph, sorted(targets))
     if not no_data:

@@ -31,12 +31,13 @@ from typing import Any, Union
 
 import networkx as nx
 
-from lineage_auditor.facets import lineage_from_facet
+from lineage_auditor.events import EventDataset, RunEvent, RunState, as_run_events, sort_events
 from lineage_auditor.model import (
     DIRECT,
     ColumnRef,
     DatasetLineage,
     DatasetRef,
+    JobRef,
     SqlLineageResult,
     Transformation,
     column_ref,
@@ -49,29 +50,35 @@ COLUMN = "column"
 MEMBER = "member"
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class JobRef:
-    """A job named the OpenLineage way (namespace + name)."""
-
-    namespace: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.namespace}/{self.name}" if self.namespace else self.name
-
-
 Node = Union[DatasetRef, ColumnRef, JobRef]
 
 
 @dataclass(frozen=True, slots=True)
 class RunInfo:
-    """One run of a job as its events told it: id, latest state, start and end, run facets."""
+    """One run of a job as its events told it: id, latest state, start and end, run facets.
+
+    ``state`` is that of the run's latest event by time (start before end at one instant),
+    whatever order the events arrived in.
+    """
 
     run_id: str
-    state: str
-    start_time: str = ""
-    end_time: str = ""
+    state: RunState
+    start_time: datetime | None = None
+    end_time: datetime | None = None
     facets: Mapping[str, Any] = field(default_factory=dict)
+    last_order: tuple[str, int] = ("", -1)
+
+    def with_event(self, event: RunEvent) -> "RunInfo":
+        """This run after one more of its events."""
+        newer = event.order >= self.last_order and event.event_type is not RunState.OTHER
+        return replace(
+            self,
+            state=event.event_type if newer else self.state,
+            last_order=max(self.last_order, event.order),
+            start_time=_earliest(self.start_time, event.time) if event.event_type is RunState.START else self.start_time,
+            end_time=_latest(self.end_time, event.time) if event.event_type.final else self.end_time,
+            facets=_merged(self.facets, event.run_facets),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,27 +128,26 @@ class LineageGraph:
         return graph
 
     @classmethod
-    def from_events(cls, events: Iterable[Mapping[str, Any]]) -> "LineageGraph":
-        """Replay OpenLineage RunEvents (dicts) in event-time order."""
+    def from_events(cls, events: Iterable[RunEvent | Mapping[str, Any]]) -> "LineageGraph":
+        """Replay run events in event-time order (raw OpenLineage dicts are validated first)."""
         graph = cls()
-        for event in sorted(events, key=_event_sort_key):
+        for event in sort_events(as_run_events(events)):
             graph.add_event(event)
         return graph
 
-    def add_event(self, event: Mapping[str, Any]) -> None:
+    def add_event(self, event: RunEvent) -> None:
         """Apply one RunEvent; a newer run of the same job replaces that job's edges."""
-        job_json = event.get("job") or {}
-        job = JobRef(str(job_json.get("namespace", "")), str(job_json.get("name", "")))
-        self._record_run(job, event)
-        facets = _merged(self._g.nodes[job].get("facets"), job_json.get("facets"))
-        self.add_job(job, facets=facets, **_facet_attrs(job_json.get("facets") or {}))
-        inputs = [self._add_event_dataset(d) for d in event.get("inputs") or []]
-        outputs = [self._add_event_dataset(d) for d in event.get("outputs") or []]
+        job = event.job
+        self._record_run(event)
+        facets = _merged(self._g.nodes[job].get("facets"), event.job_facets)
+        self.add_job(job, facets=facets, **_facet_attrs(event.job_facets))
+        inputs = [self._add_event_dataset(d) for d in event.inputs]
+        outputs = [self._add_event_dataset(d) for d in event.outputs]
         self.add_io(job, inputs, outputs)
-        for out_json, out in zip(event.get("outputs") or [], outputs):
-            facet = (out_json.get("facets") or {}).get("columnLineage")
-            if facet:
-                self.add_dataset_lineage(job, lineage_from_facet(out, facet))
+        for out in event.outputs:
+            lineage = out.column_lineage()
+            if lineage is not None:
+                self.add_dataset_lineage(job, lineage)
 
     def add_job(self, job: JobRef, **attrs: Any) -> None:
         """Add a job (or update its attributes: sql, statement_kind, facets, runs, ...)."""
@@ -373,46 +379,36 @@ class LineageGraph:
             self._g.add_edge(source, target, job, kind=COLUMN, transformations=frozenset(transformations))
         made.add((source, target))
 
-    def _record_run(self, job: JobRef, event: Mapping[str, Any]) -> None:
+    def _record_run(self, event: RunEvent) -> None:
         """Keep every run; a run we have not seen before replaces the job's edges."""
+        job = event.job
         self.add_job(job)
-        run_json = event.get("run") or {}
-        run_id = str(run_json.get("runId", ""))
-        state = str(event.get("eventType") or "")
-        when = str(event.get("eventTime") or "")
         runs: tuple[RunInfo, ...] = self._g.nodes[job].get("runs", ())
-        if runs and runs[-1].run_id == run_id:
-            last = runs[-1]
+        if runs and runs[-1].run_id == event.run_id:
+            runs = runs[:-1] + (runs[-1].with_event(event),)
         else:
             if runs:
                 self.remove_job_edges(job)
-            last = RunInfo(run_id, state, start_time=when)
-            runs = runs + (last,)
-        last = replace(
-            last,
-            state=state or last.state,
-            start_time=when if state == "START" else last.start_time,
-            end_time=when if state in _FINAL_STATES else last.end_time,
-            facets=_merged(last.facets, run_json.get("facets")),
-        )
-        self.add_job(job, runs=runs[:-1] + (last,))
+            runs = runs + (RunInfo(event.run_id, event.event_type).with_event(event),)
+        self.add_job(job, runs=runs)
 
-    def _add_event_dataset(self, data: Mapping[str, Any]) -> DatasetRef:
+    def _add_event_dataset(self, data: EventDataset) -> DatasetRef:
         """A dataset from an event, with its schema, tags, owners and description."""
-        ds = dataset_ref(str(data.get("namespace", "")), str(data.get("name", "")))
-        facets = {**(data.get("facets") or {}), **(data.get("inputFacets") or {}), **(data.get("outputFacets") or {})}
+        ds = data.ref
+        facets = data.all_facets
         prev = self._g.nodes[ds].get("facets") if ds in self._g else None
         self.add_dataset(ds, facets=_merged(prev, facets), **_facet_attrs(facets))
-        for pos, field_json in enumerate((facets.get("schema") or {}).get("fields") or []):
-            col_attrs = {"position": pos}
-            for key in ("type", "description"):
-                if field_json.get(key):
-                    col_attrs[key] = field_json[key]
-            self.add_column(column_ref(ds, str(field_json.get("name", ""))), **col_attrs)
+        for pos, schema_field in enumerate(data.schema or ()):
+            col_attrs: dict[str, Any] = {"position": pos}
+            if schema_field.type:
+                col_attrs["type"] = schema_field.type
+            if schema_field.description:
+                col_attrs["description"] = schema_field.description
+            self.add_column(column_ref(ds, schema_field.name), **col_attrs)
         field_tags: dict[str, list[tuple[str, str]]] = {}
-        for tag in (facets.get("tags") or {}).get("tags") or []:
-            if tag.get("field"):
-                field_tags.setdefault(tag["field"], []).append((tag.get("key", ""), tag.get("value", "")))
+        for key, value, field_name in data.tags:
+            if field_name:
+                field_tags.setdefault(str(field_name), []).append((key, value))
         for name, col_tags in field_tags.items():
             self.add_column(column_ref(ds, name), tags=col_tags)
         return ds
@@ -482,9 +478,6 @@ def _bfs_many(starts: list[Any], depth: int | None, neighbours: Callable[[Any], 
     return order
 
 
-_FINAL_STATES = ("COMPLETE", "FAIL", "ABORT")
-
-
 def _facet_attrs(facets: Mapping[str, Any]) -> dict[str, Any]:
     """Attributes people query without digging into facets: tags, owners, description, SQL."""
     attrs: dict[str, Any] = {}
@@ -501,14 +494,14 @@ def _facet_attrs(facets: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _merged(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Facets of a later event win key by key; earlier keys stay."""
-    return {**(old or {}), **(new or {})}
+    """Facets of a later event win key by key; earlier keys stay; ``_deleted`` removes one."""
+    merged = {**(old or {}), **(new or {})}
+    return {k: v for k, v in merged.items() if not (isinstance(v, Mapping) and v.get("_deleted") is True)}
 
 
-def _event_sort_key(event: Mapping[str, Any]) -> tuple[int, float, str]:
-    """Order by event time; events without a parseable time keep their place at the end."""
-    raw = str(event.get("eventTime") or "")
-    try:
-        return (0, datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp(), "")
-    except ValueError:
-        return (1, 0.0, raw)
+def _earliest(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b < a else a
+
+
+def _latest(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b > a else a

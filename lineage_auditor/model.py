@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 DIRECT = "DIRECT"
@@ -94,6 +95,32 @@ class ColumnRef:
 
     def __str__(self) -> str:
         return f"{self.dataset.name}.{self.field}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class JobRef:
+    """A job named the OpenLineage way (namespace + name)."""
+
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+
+class Severity(StrEnum):
+    """How bad a finding is; the values are what reports and JSON say."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.LOW: 1, Severity.MEDIUM: 2, Severity.HIGH: 3}
 
 
 _DATASETS: dict[tuple[str, str], DatasetRef] = {}

@@ -39,6 +39,7 @@ from lineage_auditor.audit.runner import AuditResult, resolve_targets
 from lineage_auditor.audit.view import AuditView
 from lineage_auditor.graph import LineageGraph
 from lineage_auditor.model import DIRECT, DatasetRef
+from lineage_auditor.times import iso
 from reports.html_graph import csp_policy, graph_view
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -77,7 +78,7 @@ def build_report(result: AuditResult, graph: LineageGraph, view: AuditView, conf
         "sources": _sources(graph, ctx, dataset, upstream),
         "sensitive": _sensitive(graph, ctx, dataset),
         "quality": [
-            {"run_id": q.run_id, "time": q.time, "row_count": q.row_count,
+            {"run_id": q.run_id, "time": iso(q.time), "row_count": q.row_count,
              "null_rates": {k: round(v, 6) for k, v in q.null_rates.items()}}
             for q in view.quality(dataset)[-config.report.runs:]
         ],

@@ -35,6 +35,7 @@ from collectors.emit import (
 from collectors.emit.examples import example_run
 from collectors.openlineage_json import read_events
 from collectors.store import EmbeddedStore
+from lineage_auditor.audit.view import AuditView
 from tests.olspec import validate_event
 
 REPO = Path(__file__).resolve().parent.parent
@@ -258,7 +259,7 @@ def test_replay_twice_into_embedded_store_creates_no_duplicates(home, tmp_path):
     with EmbeddedStore(home / "lineage.db") as store:
         assert store.count() == 4
         assert keys(list(store.events())) == keys(events)
-        assert [r["state"] for r in store.runs()] == ["COMPLETED", "COMPLETED"]
+        assert [r.state for r in AuditView.from_events(store.events()).runs()] == ["COMPLETE", "COMPLETE"]
 
 
 # ---------------------------------------------------------------- never raise
@@ -393,5 +394,5 @@ def test_replay_command_exit_codes_and_output(home):
         assert report["delivered"] == 4 and report["remaining"] == 0 and report["rejected"] == []
         assert len(server.received) == 4
     bad = run_cli("replay", "--lineage", "kafka:somewhere", env=env)
-    assert bad.returncode == 2 and bad.stderr.startswith("error: unknown lineage target")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: unknown store")
     assert "Examples:" in run_cli("replay", "--help", env=env).stdout

@@ -8,6 +8,7 @@ import pytest
 
 from lineage_auditor.facets import column_lineage_facet
 from lineage_auditor.graph import ColumnEdge, Hop, JobRef, LineageGraph
+from lineage_auditor.times import parse_time
 from lineage_auditor.model import (
     AGGREGATION,
     DIRECT,
@@ -377,7 +378,7 @@ def test_events_give_tags_owners_docs_and_run_state() -> None:
     assert g.info(LOAD)["sql"] == "SELECT 1"
     load_run = g.latest_run(LOAD)
     assert (load_run.run_id, load_run.state) == ("r1", "COMPLETE")
-    assert (load_run.start_time, load_run.end_time) == ("2024-05-01T10:00:00Z", "2024-05-01T10:00:05Z")
+    assert (load_run.start_time, load_run.end_time) == (parse_time("2024-05-01T10:00:00Z"), parse_time("2024-05-01T10:00:05Z"))
     assert load_run.facets == {"nominalTime": {"nominalStartTime": "x"}}
     assert g.latest_run(BUILD).state == "FAIL"
     assert g.latest_run(JobRef(PIPE, "never-ran")) is None

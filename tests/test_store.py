@@ -1,4 +1,4 @@
-"""The embedded lineage store: idempotent raw events, an order-independent view, concurrent writers."""
+"""The embedded lineage store: idempotent validated events, an order-independent current view, concurrent writers."""
 
 from __future__ import annotations
 
@@ -15,8 +15,14 @@ import pytest
 
 from collectors.emit import to_event_dict
 from collectors.emit.examples import WAREHOUSE, example_run
-from collectors.store import EmbeddedStore, time_key
+from collectors.store import EmbeddedStore
+from lineage_auditor.audit.view import AuditView, load_lineage
+from lineage_auditor.errors import EventError, StoreError
+from lineage_auditor.events import RunState
+from lineage_auditor.events import run_events as run_events_of
+from lineage_auditor.graph import LineageGraph
 from lineage_auditor.model import ColumnRef, DatasetRef
+from lineage_auditor.times import parse_time, time_key
 
 T0 = datetime(2024, 5, 1, 6, 0, tzinfo=timezone.utc)
 OUTPUT = "warehouse.analytics.user_orders"
@@ -40,14 +46,24 @@ def store(tmp_path: Path):
         yield s
 
 
+def current(store: EmbeddedStore) -> tuple[LineageGraph, AuditView]:
+    """The one current view of a store: graph of each job's latest run, and the audit view."""
+    graph, view, _ = load_lineage(store.events())
+    return graph, view
+
+
 def view_snapshot(store: EmbeddedStore) -> dict:
-    """Everything the auditor reads, as plain data."""
+    """What the auditor reads from a store, as plain data."""
+    graph, view = current(store)
+    latest = LineageGraph.from_events(store.latest_run_events())
+    out = DatasetRef(WAREHOUSE, OUTPUT)
     return {
-        "datasets": store.datasets(),
-        "versions": store.dataset_versions(WAREHOUSE, OUTPUT),
-        "jobs": store.jobs(),
-        "runs": store.runs(),
-        "lineage": repr(store.column_lineage(WAREHOUSE, OUTPUT)),
+        "datasets": graph.datasets(),
+        "versions": [(v.version, v.fields, v.run_id, v.schema_hash) for v in view.dataset_versions(out)],
+        "runs": [r.to_json() for r in view.runs()],
+        "latest": {str(j): graph.latest_run(j) for j in graph.jobs()},
+        "edges": sorted(map(repr, graph.column_edges())),
+        "latest_index": sorted(map(repr, latest.column_edges())),
     }
 
 
@@ -64,12 +80,100 @@ def test_add_event_is_idempotent_on_run_type_and_time(store):
     assert stored == [start, complete], "raw events come back exactly as sent"
 
 
+POISON = {
+    "inputs is a list of strings": {"inputs": ["x"]},
+    "outputs holds a list": {"outputs": [[1]]},
+    "inputs is a number": {"inputs": 5},
+    "schema fields is text": {"outputs": [{"namespace": "n", "name": "t", "facets": {"schema": {"fields": "abc"}}}]},
+    "column lineage of numbers": {"outputs": [{"namespace": "n", "name": "t", "facets": {"columnLineage": {"fields": [1, 2]}}}]},
+    "owners is text": {"outputs": [{"namespace": "n", "name": "t", "facets": {"ownership": {"owners": "bob"}}}]},
+    "a facet that is not an object": {"run": {"runId": "r", "facets": {"nominalTime": "today"}}},
+    "unknown event type": {"eventType": "FINISHED"},
+    "job without a name": {"job": {"namespace": "n"}},
+}
+
+
+@pytest.mark.parametrize("case", sorted(POISON))
+def test_refuses_malformed_events_at_the_door(store, case):
+    good = run_events()[0]
+    bad = {**copy.deepcopy(good), **POISON[case]}
+    with pytest.raises(EventError) as err:
+        store.add_event(bad)
+    assert "Traceback" not in str(err.value) and str(err.value)
+    assert store.count() == 0, "nothing of a refused event is stored"
+    store.add_event(good)
+    graph, view = current(store)  # the store stays readable
+    assert [r.state for r in view.runs()] == ["START"]
+
+
 def test_rejects_what_is_not_an_event(store):
-    with pytest.raises(ValueError):
+    with pytest.raises(EventError, match="eventTime"):
         store.add_event({"eventType": "START"})
-    with pytest.raises(ValueError):
+    with pytest.raises(EventError, match="eventTime"):
         store.add_event({"eventType": "START", "eventTime": "yesterday", "run": {"runId": "x"}})
+    with pytest.raises(EventError, match="object"):
+        store.add_event(["not", "an", "event"])  # type: ignore[arg-type]
     assert store.count() == 0
+
+
+@pytest.mark.parametrize("kind", ["text", "foreign sqlite", "truncated", "folder", "newer format"])
+def test_a_file_that_is_not_a_store_is_a_clear_error(tmp_path, kind):
+    path = tmp_path / "lineage.db"
+    if kind == "text":
+        path.write_text("hello, this is not a database\n" * 100)
+    elif kind == "foreign sqlite":
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE customers (id INTEGER)")
+        conn.commit()
+        conn.close()
+    elif kind == "truncated":
+        with EmbeddedStore(path) as s:
+            s.add_events(run_events(T0) + run_events(T0 + timedelta(days=1)))
+        data = path.read_bytes()
+        (tmp_path / "lineage.db-wal").unlink(missing_ok=True)
+        path.write_bytes(data[: len(data) // 2 + 100])
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        conn = sqlite3.connect(path)
+        conn.execute("PRAGMA user_version = 99")
+        conn.close()
+    with pytest.raises(StoreError) as err:
+        with EmbeddedStore(path) as s:
+            list(s.events())
+            list(s.latest_run_events())
+    assert str(path) in str(err.value)
+
+
+def test_format_1_store_is_upgraded_and_its_bad_events_left_out(tmp_path):
+    """A store written before the event model: eight view tables and an unvalidated event."""
+    path = tmp_path / "old.db"
+    good = run_events(T0)
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, event_type TEXT NOT NULL, "
+        "event_time TEXT NOT NULL, job_namespace TEXT, job_name TEXT, payload TEXT NOT NULL, added_at TEXT NOT NULL, "
+        "UNIQUE (run_id, event_type, event_time));"
+        "CREATE TABLE runs (run_id TEXT PRIMARY KEY, job_namespace TEXT, job_name TEXT, state TEXT);"
+        "CREATE TABLE datasets (namespace TEXT, name TEXT); PRAGMA user_version = 1;"
+    )
+    poisoned = {**copy.deepcopy(good[1]), "inputs": ["x"], "eventTime": "2024-05-02T00:00:00Z"}
+    for event in good + [poisoned]:
+        conn.execute("INSERT INTO events (run_id, event_type, event_time, job_namespace, job_name, payload, added_at) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)", (event["run"]["runId"], event["eventType"], time_key(event["eventTime"]),
+                     event["job"]["namespace"], event["job"]["name"], json.dumps(event), "x"))
+    conn.commit()
+    conn.close()
+    with EmbeddedStore(path) as s:
+        assert s.count() == 3
+        skipped: list[EventError] = []
+        latest = LineageGraph.from_events(run_events_of(s.latest_run_events(), skipped.append))
+        assert latest.latest_run(latest.jobs()[0]).state == "COMPLETE"
+        assert [str(e) for e in skipped] == ["inputs[0]: expected an object, got a string"], "reported, not a crash"
+    conn = sqlite3.connect(path)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "datasets" not in tables and "runs" not in tables and {"run_index", "run_dataset_index"} <= tables
+    conn.close()
 
 
 def test_events_in_time_order_with_filters(store):
@@ -97,94 +201,63 @@ def test_events_stream_past_one_page(store):
     assert [e["eventTime"] for e in store.events()] == [e["eventTime"] for e in events]
 
 
-def test_runs_view(store):
+def test_runs_from_the_store(store):
     ok = run_events(T0)
     failed = run_events(T0 + timedelta(days=1), fail=True)
     store.add_events(ok + failed)
-    runs = store.runs(job_name="users_orders.build_user_orders")
-    assert [r["state"] for r in runs] == ["COMPLETED", "FAILED"]
+    graph, view = current(store)
+    runs = view.runs()
+    assert [r.state for r in runs] == [RunState.COMPLETE, RunState.FAIL]
     done, broken = runs
-    assert done["run_id"] == ok[0]["run"]["runId"]
-    assert done["started_at"] == "2024-05-01T06:00:00Z" and done["ended_at"] == "2024-05-01T06:00:03Z"
-    assert done["nominal_start_time"] == "2024-05-01T06:00:00Z"
-    assert done["parent"]["job_name"] == "users_orders" and done["parent"]["run_id"]
-    assert done["error_message"] is None
-    assert broken["error_message"]["message"] == "users API unavailable past the deadline"
-    assert broken["error_message"]["programming_language"] == "python"
-    assert {d["name"] for d in done["inputs"]} == {"warehouse.staging.users", "warehouse.staging.orders"}
-    users = next(d for d in done["inputs"] if d["name"].endswith("users"))
-    assert users["facets"]["dataQualityMetrics"]["rowCount"] == 100
-    assert users["facets"]["dataQualityAssertions"]["assertions"][0]["success"] is True
-    [out] = done["outputs"]
-    assert out["name"] == OUTPUT and out["schema_version"] == 1
-    assert out["dataset_version"] == done["run_id"]
-    assert out["facets"]["outputStatistics"]["rowCount"] == 100
-    assert store.run(done["run_id"]) == done
-    assert store.runs(job_namespace="nope") == []
+    assert done.run_id == ok[0]["run"]["runId"]
+    assert (done.started_at, done.ended_at) == (parse_time("2024-05-01T06:00:00Z"), parse_time("2024-05-01T06:00:03Z"))
+    assert done.error == "" and broken.error == "users API unavailable past the deadline"
+    assert {d.name for d in done.inputs} == {"warehouse.staging.users", "warehouse.staging.orders"}
+    assert done.row_counts == {DatasetRef(WAREHOUSE, OUTPUT): 100}
+    [job] = graph.jobs()
+    assert graph.latest_run(job).state == RunState.FAIL
+    assert graph.info(job)["sql"].startswith("INSERT INTO analytics.user_orders")
 
 
 def test_terminal_state_wins_whatever_the_arrival_order(store):
     start, complete = run_events()
     store.add_event(complete)
     store.add_event(start)
-    [run] = store.runs()
-    assert run["state"] == "COMPLETED"
-    assert run["started_at"] == "2024-05-01T06:00:00Z"
-
-
-def test_jobs_view(store):
-    store.add_events(run_events(T0) + run_events(T0 + timedelta(days=1), fail=True))
-    [job] = store.jobs()
-    assert job["name"] == "users_orders.build_user_orders"
-    assert job["sql"].startswith("INSERT INTO analytics.user_orders")
-    assert job["ownership"] == [{"name": "team:analytics", "type": "TEAM"}]
-    assert job["documentation"] == "One row per user with order count and revenue."
-    assert job["job_type"] == {"processingType": "BATCH", "integration": "LINEAGE_AUDIT", "jobType": "TASK"}
-    assert job["source_code_location"]["version"] == "0123abcdef0123abcdef0123abcdef0123abcdef"
-    assert job["latest_run"]["state"] == "FAILED"
-    assert {d["name"] for d in job["inputs"]} == {"warehouse.staging.users", "warehouse.staging.orders"}
-    assert [d["name"] for d in job["outputs"]] == [OUTPUT]
+    graph, view = current(store)
+    [run] = view.runs()
+    assert run.state == RunState.COMPLETE
+    assert run.started_at == parse_time("2024-05-01T06:00:00Z")
+    assert graph.latest_run(graph.jobs()[0]).state == RunState.COMPLETE
 
 
 def test_dataset_schema_versions_track_the_producing_run(store):
     v1 = run_events(T0)
     v1_again = run_events(T0 + timedelta(days=1))
     v2 = [with_schema(e, [("user_id", "integer"), ("revenue", "numeric")]) for e in run_events(T0 + timedelta(days=2))]
-    store.add_events(v1 + v1_again + v2)
-    versions = store.dataset_versions(WAREHOUSE, OUTPUT)
-    assert [v["version"] for v in versions] == [1, 2]
-    assert versions[0]["run_id"] == v1[0]["run"]["runId"]
-    assert versions[0]["runs"] == [v1[0]["run"]["runId"], v1_again[0]["run"]["runId"]]
-    assert [f["name"] for f in versions[0]["fields"]] == ["user_id", "country", "order_count", "revenue"]
-    assert versions[1]["run_id"] == v2[0]["run"]["runId"]
-    assert [f["name"] for f in versions[1]["fields"]] == ["user_id", "revenue"]
-    dataset = store.dataset(WAREHOUSE, OUTPUT)
-    assert dataset["current_version"] == 2
-    assert [f["name"] for f in dataset["fields"]] == ["user_id", "revenue"]
-    assert dataset["produced_by"] == [{"namespace": "lineage-audit", "name": "users_orders.build_user_orders"}]
-    assert dataset["has_column_lineage"] is True
-    assert store.dataset(WAREHOUSE, "missing") is None
-    names = [d["name"] for d in store.datasets()]
-    assert names == sorted(["warehouse.staging.users", "warehouse.staging.orders", OUTPUT])
-    users = store.dataset(WAREHOUSE, "warehouse.staging.users")
-    assert users["consumed_by"] and users["current_version"] == 1, "sources get versions from what readers saw"
+    store.add_events(v2 + v1_again + v1)  # arrival order is not time order
+    _, view = current(store)
+    versions = view.dataset_versions(DatasetRef(WAREHOUSE, OUTPUT))
+    assert [v.version for v in versions] == [1, 2]
+    assert versions[0].run_id == v1[0]["run"]["runId"]
+    assert [f.name for f in versions[0].fields] == ["user_id", "country", "order_count", "revenue"]
+    assert versions[1].run_id == v2[0]["run"]["runId"]
+    assert [f.name for f in versions[1].fields] == ["user_id", "revenue"]
 
 
-def test_column_lineage_is_the_latest_facet(store):
+def test_column_lineage_is_the_latest_run(store):
     first = run_events(T0)
     later = copy.deepcopy(run_events(T0 + timedelta(days=1)))
     for event in later:
         event["outputs"][0]["facets"]["columnLineage"]["fields"].pop("country")
     store.add_events(later + first)  # the older run arrives last (a late replay)
-    lineage = store.column_lineage(WAREHOUSE, OUTPUT)
-    assert lineage.dataset == DatasetRef(WAREHOUSE, OUTPUT)
-    assert lineage.field_names() == ["user_id", "order_count", "revenue"]
-    revenue = next(f for f in lineage.fields if f.name == "revenue")
-    [source] = revenue.inputs
-    assert source.column == ColumnRef(DatasetRef(WAREHOUSE, "warehouse.staging.orders"), "amount")
-    assert [(t.type, t.subtype) for t in source.transformations] == [("DIRECT", "AGGREGATION")]
-    assert {i.transformations[0].subtype for i in lineage.dataset_inputs} == {"JOIN", "GROUP_BY"}
-    assert store.column_lineage(WAREHOUSE, "warehouse.staging.users") is None
+    graph = LineageGraph.from_events(store.latest_run_events())
+    out = DatasetRef(WAREHOUSE, OUTPUT)
+    fed = {e.target.field for e in graph.column_edges() if e.target.dataset == out}
+    assert fed == {"user_id", "order_count", "revenue"}
+    revenue = ColumnRef(out, "revenue")
+    amount = ColumnRef(DatasetRef(WAREHOUSE, "warehouse.staging.orders"), "amount")
+    [edge] = [e for e in graph.column_edges() if e.source == amount and e.target == revenue]
+    assert {(t.type, t.subtype) for t in edge.transformations} == {("DIRECT", "AGGREGATION")}
 
 
 def test_view_does_not_depend_on_arrival_order(tmp_path):
@@ -200,9 +273,6 @@ def test_view_does_not_depend_on_arrival_order(tmp_path):
         for event in shuffled:
             mixed.add_event(event)
         assert view_snapshot(mixed) == view_snapshot(ordered)
-        before = view_snapshot(mixed)
-        assert mixed.rebuild_view() == len(events)
-        assert view_snapshot(mixed) == before
 
 
 def test_deleted_facet_is_removed(store):
@@ -210,7 +280,9 @@ def test_deleted_facet_is_removed(store):
     complete = copy.deepcopy(complete)
     complete["job"]["facets"]["documentation"] = {"_producer": "p", "_schemaURL": "s", "_deleted": True}
     store.add_events([start, complete])
-    assert store.jobs()[0]["documentation"] is None
+    graph, _ = current(store)
+    [job] = graph.jobs()
+    assert "documentation" not in graph.info(job)["facets"] and not graph.info(job).get("description")
 
 
 def test_store_survives_reopen_and_uses_wal(tmp_path):
@@ -219,7 +291,7 @@ def test_store_survives_reopen_and_uses_wal(tmp_path):
         s.add_events(run_events())
     with EmbeddedStore(path) as s:
         assert s.count() == 2
-        assert s.runs()[0]["state"] == "COMPLETED"
+        assert current(s)[1].runs()[0].state == RunState.COMPLETE
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
@@ -261,9 +333,10 @@ def test_concurrent_writer_processes_lose_nothing(tmp_path):
         assert proc.exitcode == 0, "a writer process failed (locked or corrupt database)"
     with EmbeddedStore(path) as s:
         assert s.count() == workers * runs * 2 + 1
-        assert len(s.runs()) == workers * runs + 1
-        assert all(r["state"] == "COMPLETED" for r in s.runs() if r["job_name"] != "shared")
-        assert {j["name"] for j in s.jobs()} == {f"pipeline{w}.step" for w in range(workers)} | {"shared"}
+        graph, view = current(s)
+        assert len(view.runs()) == workers * runs + 1
+        assert all(r.state == RunState.COMPLETE for r in view.runs() if r.job.name != "shared")
+        assert {j.name for j in graph.jobs()} == {f"pipeline{w}.step" for w in range(workers)} | {"shared"}
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()

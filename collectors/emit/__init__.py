@@ -19,7 +19,7 @@ from collectors.emit.config import (
 )
 from collectors.emit.emitter import EmitStats, LineageEmitter, to_event_dict
 from collectors.emit.replay import ReplayResult, replay
-from collectors.emit.scrub import scrub, scrub_text, scrub_url
+from lineage_auditor.scrub import scrub, scrub_text, scrub_url
 from collectors.emit.spool import Spool
 from collectors.emit.transports import (
     ConsoleTransport,

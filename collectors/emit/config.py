@@ -33,47 +33,25 @@ from collectors.emit.transports import (
     NoopTransport,
     Transport,
 )
+from collectors.store.address import (
+    KINDS,
+    SPEC_HELP,
+    default_spool_dir,
+    default_store_path,
+    lineage_home,
+    parse_address,
+)
 from lineage_auditor.errors import LineageAuditError, yaml_error
 
-HOME_ENV = "LINEAGE_AUDIT_HOME"
-DEFAULT_HOME = ".lineage"
-STORE_FILE = "lineage.db"
-SPOOL_DIR = "spool"
+__all__ = ["KINDS", "SPEC_HELP", "default_spool_dir", "default_store_path", "lineage_home", "parse_spec",
+           "resolve_transport_config", "transport_from_config", "emitter_from_config", "find_config_file"]
+
 ENV_PREFIX = "OPENLINEAGE__TRANSPORT__"
-KINDS = ("embedded", "marquez", "http", "file", "console", "none")
-SPEC_HELP = "embedded[:PATH] | marquez:URL | http:URL | file:PATH | console | none"
-
-
-def lineage_home(home: str | os.PathLike[str] | None = None) -> Path:
-    """The local state folder: ``home``, else ``$LINEAGE_AUDIT_HOME``, else ``./.lineage``."""
-    return Path(home or os.environ.get(HOME_ENV) or DEFAULT_HOME)
-
-
-def default_store_path(home: str | os.PathLike[str] | None = None) -> Path:
-    return lineage_home(home) / STORE_FILE
-
-
-def default_spool_dir(home: str | os.PathLike[str] | None = None) -> Path:
-    return lineage_home(home) / SPOOL_DIR
 
 
 def parse_spec(spec: str) -> dict[str, Any]:
-    """A ``--lineage`` string as an OpenLineage transport config dict."""
-    kind, _, rest = spec.strip().partition(":")
-    kind = kind.lower()
-    if kind not in KINDS:
-        raise LineageAuditError(f"unknown lineage target {spec!r}; expected {SPEC_HELP}")
-    if kind == "embedded":
-        return {"type": "embedded", **({"path": rest} if rest else {})}
-    if kind in ("marquez", "http"):
-        if not rest.startswith(("http://", "https://")):
-            raise LineageAuditError(f"{kind} needs a URL, e.g. {kind}:http://127.0.0.1:5000 (got {spec!r})")
-        return {"type": kind, "url": rest}
-    if kind == "file":
-        if not rest:
-            raise LineageAuditError("file needs a path, e.g. file:lineage.ndjson")
-        return {"type": "file", "log_file_path": rest}
-    return {"type": kind}
+    """A ``--lineage`` string as an OpenLineage transport config dict (see :mod:`collectors.store.address`)."""
+    return parse_address(spec)
 
 
 def _env_value(raw: str) -> Any:

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from collectors.emit.scrub import scrub, scrub_text
+from lineage_auditor.scrub import scrub, scrub_text
 from collectors.emit.spool import Spool
 from collectors.emit.transports import DeliveryError, Transport
 

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from collectors.emit.scrub import scrub_text, scrub_url
+from lineage_auditor.scrub import scrub_text, scrub_url
+from collectors.store.sqlite import EmbeddedStore
 from lineage_auditor.errors import DeliveryError as BaseDeliveryError
+from lineage_auditor.errors import EventError
 from collectors.openlineage_json import append_ndjson, dumps_event
 
 # Short on purpose: a lineage server that is down must cost a pipeline seconds, not minutes
@@ -62,15 +64,13 @@ class EmbeddedTransport:
     def _open(self) -> Any:
         with self._lock:
             if self._store is None:
-                from collectors.store import EmbeddedStore
-
                 self._store = EmbeddedStore(self.path)
             return self._store
 
     def send(self, event: dict[str, Any]) -> None:
         try:
             self._open().add_event(event)
-        except ValueError as exc:
+        except EventError as exc:  # sending it again cannot help: set it aside with the reason
             raise DeliveryError(f"event rejected by the embedded store: {exc}", retryable=False) from exc
         except Exception as exc:  # a locked or broken database file: keep the event for later
             raise DeliveryError(f"embedded store {self.path}: {exc}") from exc

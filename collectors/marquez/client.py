@@ -32,7 +32,7 @@ from urllib.parse import quote
 import httpx
 
 from collectors.openlineage_json import event_identity
-from collectors.store.times import time_key
+from lineage_auditor.times import parse_time, time_key, try_parse_time
 from lineage_auditor.errors import LineageAuditError
 from lineage_auditor.model import ColumnRef, DatasetRef
 
@@ -187,7 +187,7 @@ class MarquezClient:
         One narrow query: events in a 2 ms window around the event's time, compared by
         run id + event type + event time.
         """
-        moment = _parse_time(event.get("eventTime"))
+        moment = try_parse_time(event.get("eventTime"))
         if moment is None:
             return False
         wanted = event_key(event)
@@ -282,7 +282,7 @@ class MarquezClient:
         than once) are dropped, so a graph built from these equals one built from the
         embedded store's events.
         """
-        after = _iso(_parse_time(since)) if since is not None else FAR_PAST
+        after = _iso(parse_time(since)) if since is not None else FAR_PAST
         params = {"after": after, "before": FAR_FUTURE, "sortDirection": "asc"}
         seen: set[tuple[str, str, str]] = set()
         for event in self._pages(f"{API}/events/lineage", "events", params):
@@ -339,15 +339,6 @@ def event_key(event: dict[str, Any]) -> tuple[str, str, str]:
         return run_id, event_type, time_key(event_time)
     except ValueError:
         return run_id, event_type, event_time
-
-
-def _parse_time(value: datetime | str | None) -> datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    key = time_key(str(value))  # canonical ...ss.fffffffffZ
-    return datetime.strptime(key[:26], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=timezone.utc)
 
 
 def _iso(moment: datetime | None) -> str:

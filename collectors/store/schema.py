@@ -1,17 +1,19 @@
-"""Tables of the embedded store: raw events, and a current view derived from them.
+"""Tables of the embedded store: raw events, and an index of runs.
 
 The raw ``events`` table is the source of truth (OpenLineage JSON, unique on run id + event
-type + event time). Every other table is a view that :mod:`collectors.store.view` keeps up to
-date and can rebuild from ``events``. View rows carry the event time they came from and only
-a newer event replaces them, so the view does not depend on the order events arrive in
-(a spool replayed late, two pipelines writing at once).
+type + event time). The two index tables only say which runs to read: each run's job and
+first event time (for "latest run of every job") and the datasets it touched (for "runs
+that touched these datasets"). Everything else readers derive from the events themselves.
+
+Format 1 (before the one event model) kept a derived view in eight more tables; opening
+such a store drops them and builds the index from its events.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-VIEW_TABLES = (
+OLD_VIEW_TABLES = (
     "datasets",
     "dataset_facets",
     "schema_observations",
@@ -37,84 +39,20 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_time ON events (event_time, id);
 CREATE INDEX IF NOT EXISTS events_by_job ON events (job_name, job_namespace, event_time);
 
-CREATE TABLE IF NOT EXISTS datasets (
-    namespace  TEXT NOT NULL,
-    name       TEXT NOT NULL,
-    first_seen TEXT NOT NULL,
-    last_seen  TEXT NOT NULL,
-    PRIMARY KEY (namespace, name)
-);
-
-CREATE TABLE IF NOT EXISTS dataset_facets (
-    namespace  TEXT NOT NULL,
-    name       TEXT NOT NULL,
-    facet      TEXT NOT NULL,
-    value      TEXT,
-    event_time TEXT NOT NULL,
-    run_id     TEXT,
-    PRIMARY KEY (namespace, name, facet)
-);
-
-CREATE TABLE IF NOT EXISTS schema_observations (
-    namespace       TEXT NOT NULL,
-    name            TEXT NOT NULL,
-    event_time      TEXT NOT NULL,
-    run_id          TEXT NOT NULL,
-    role            TEXT NOT NULL,
-    schema_hash     TEXT NOT NULL,
-    fields          TEXT NOT NULL,
-    dataset_version TEXT,
-    PRIMARY KEY (namespace, name, event_time, run_id, role)
-);
-
-CREATE TABLE IF NOT EXISTS jobs (
-    namespace  TEXT NOT NULL,
-    name       TEXT NOT NULL,
-    first_seen TEXT NOT NULL,
-    last_seen  TEXT NOT NULL,
-    PRIMARY KEY (namespace, name)
-);
-
-CREATE TABLE IF NOT EXISTS job_facets (
-    namespace  TEXT NOT NULL,
-    name       TEXT NOT NULL,
-    facet      TEXT NOT NULL,
-    value      TEXT,
-    event_time TEXT NOT NULL,
-    run_id     TEXT,
-    PRIMARY KEY (namespace, name, facet)
-);
-
-CREATE TABLE IF NOT EXISTS runs (
+CREATE TABLE IF NOT EXISTS run_index (
     run_id           TEXT PRIMARY KEY,
     job_namespace    TEXT NOT NULL,
     job_name         TEXT NOT NULL,
-    state            TEXT,
-    state_time       TEXT,
-    started_at       TEXT,
-    ended_at         TEXT,
-    first_event_time TEXT NOT NULL,
-    last_event_time  TEXT NOT NULL
+    first_event_time TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS runs_by_job ON runs (job_name, job_namespace, first_event_time);
+CREATE INDEX IF NOT EXISTS run_index_by_job ON run_index (job_namespace, job_name, first_event_time);
 
-CREATE TABLE IF NOT EXISTS run_facets (
-    run_id     TEXT NOT NULL,
-    facet      TEXT NOT NULL,
-    value      TEXT,
-    event_time TEXT NOT NULL,
-    PRIMARY KEY (run_id, facet)
-);
-
-CREATE TABLE IF NOT EXISTS run_datasets (
-    run_id     TEXT NOT NULL,
-    role       TEXT NOT NULL,
-    namespace  TEXT NOT NULL,
-    name       TEXT NOT NULL,
-    facets     TEXT,
-    dataset_version TEXT,
-    event_time TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS run_dataset_index (
+    run_id    TEXT NOT NULL,
+    role      TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    name      TEXT NOT NULL,
     PRIMARY KEY (run_id, role, namespace, name)
 );
-CREATE INDEX IF NOT EXISTS run_datasets_by_dataset ON run_datasets (name, namespace);
+CREATE INDEX IF NOT EXISTS run_dataset_index_by_dataset ON run_dataset_index (name, namespace);
 """

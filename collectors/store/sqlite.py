@@ -1,10 +1,15 @@
-"""The embedded lineage store: OpenLineage events in one SQLite file, plus a queryable view.
+"""The embedded lineage store: OpenLineage events in one SQLite file, plus a small run index.
 
 Why SQLite: it needs no server on a fresh machine, survives crashes (WAL, synchronous=FULL),
 and lets two pipeline processes write at once (each write is one ``BEGIN IMMEDIATE``
 transaction; writers wait on ``busy_timeout`` instead of failing). Raw events are kept
 verbatim and are idempotent on (run id, event type, event time), so replaying a spool or
 copying lineage twice never duplicates anything.
+
+Events are validated at the door (:func:`lineage_auditor.events.from_openlineage`): one that
+does not have OpenLineage's shape is refused with an :class:`EventError` and never stored.
+The store keeps no derived "current view": readers build it from events with the one event
+model, so every store gives the same answers. The index only answers which runs to read.
 """
 
 from __future__ import annotations
@@ -23,50 +28,60 @@ from typing import Any
 import orjson
 
 from collectors.openlineage_json import event_identity
-from collectors.store.schema import DDL, SCHEMA_VERSION, VIEW_TABLES
-from collectors.store.times import display_time, time_key
-from collectors.store.view import apply_event
-from lineage_auditor.facets import lineage_from_facet
-from lineage_auditor.model import DatasetLineage, DatasetRef
+from collectors.store.schema import DDL, OLD_VIEW_TABLES, SCHEMA_VERSION
+from lineage_auditor.errors import EventError, StoreError
+from lineage_auditor.events import RunEvent, from_openlineage, is_static_event
+from lineage_auditor.times import time_key
 
 BUSY_TIMEOUT_S = 60.0
 BATCH = 500
 _PAGE = 1000
-_META_KEYS = ("_producer", "_schemaURL")
-
-
-def _loads(text: str | None) -> Any:
-    return json.loads(text) if text else None
-
-
-def _clean(facet: Any) -> Any:
-    """A facet without its ``_producer``/``_schemaURL`` bookkeeping."""
-    if isinstance(facet, dict):
-        return {k: v for k, v in facet.items() if k not in _META_KEYS}
-    return facet
 
 
 class EmbeddedStore:
-    """OpenLineage events and the current lineage view in a local SQLite file.
+    """OpenLineage events in a local SQLite file.
 
-    Safe to share between threads of one process and between processes.
+    Safe to share between threads of one process and between processes. A file that is not
+    a lineage-audit store (another program's database, a truncated or corrupt file, a
+    folder) is a :class:`StoreError` naming the file, never a crash.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
+        if self.path.is_dir():
+            raise StoreError("is a folder, not an embedded lineage store (a .db file)", file=str(self.path))
+        if not create and not self.path.is_file():
+            raise StoreError("no embedded lineage store here", file=str(self.path))
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the embedded store: {exc}", file=str(self.path)) from None
         self._conn.row_factory = sqlite3.Row
-        self._setup()
+        try:
+            self._setup()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreError(f"not a readable lineage-audit store ({exc})", file=str(self.path)) from None
+        except StoreError:
+            self._conn.close()
+            raise
 
     # -- connection and transactions ------------------------------------------------------
 
     def _setup(self) -> None:
         conn = self._conn
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"written by a newer lineage-audit (store format {version}); upgrade to read it",
+                             file=str(self.path))
+        if tables and "events" not in tables:
+            raise StoreError("an SQLite database, but not a lineage-audit store (no events table)", file=str(self.path))
         deadline = time.monotonic() + BUSY_TIMEOUT_S
         while True:  # switching to WAL needs a moment without other writers
             try:
@@ -77,10 +92,16 @@ class EmbeddedStore:
                     raise
                 time.sleep(0.05)
         if str(mode).lower() != "wal":
-            raise sqlite3.OperationalError(f"{self.path}: could not enable WAL (journal_mode={mode})")
+            raise StoreError(f"could not enable WAL (journal_mode={mode})", file=str(self.path))
         conn.execute("PRAGMA synchronous = FULL")
+        if version == SCHEMA_VERSION:
+            return
         with self._write() as tx:
+            for table in OLD_VIEW_TABLES:  # format 1 kept a derived view; the index replaces it
+                tx.conn.execute(f"DROP TABLE IF EXISTS {table}")
             tx.executescript_safe(DDL)
+            if "events" in tables:
+                self._reindex(tx.conn)
             tx.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
@@ -110,14 +131,18 @@ class EmbeddedStore:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def _insert(self, conn: sqlite3.Connection, event: dict[str, Any]) -> bool:
-        if not isinstance(event, dict):
-            raise ValueError(f"an OpenLineage event must be a JSON object, got {type(event).__name__}")
-        run_id, event_type, raw_time = event_identity(event)
-        if not run_id or not raw_time:
-            raise ValueError("an OpenLineage event needs eventTime and run.runId (or a dataset/job)")
-        when = time_key(raw_time)
-        job = event.get("job") if isinstance(event.get("job"), dict) else {}
+    def _insert(self, conn: sqlite3.Connection, raw: Any) -> bool:
+        if is_static_event(raw):
+            event, (run_id, event_type, raw_time) = None, event_identity(raw)
+            try:
+                when = time_key(raw_time)
+            except ValueError:
+                raise EventError(f"eventTime: not an ISO 8601 date-time: {raw_time[:60]!r}") from None
+            job_ns = job_name = None
+        else:
+            event = from_openlineage(raw)
+            run_id, event_type, when = event.identity
+            job_ns, job_name = event.job.namespace, event.job.name
         cursor = conn.execute(
             "INSERT OR IGNORE INTO events (run_id, event_type, event_time, job_namespace, job_name, payload, added_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -125,27 +150,32 @@ class EmbeddedStore:
                 run_id,
                 event_type,
                 when,
-                job.get("namespace"),
-                job.get("name"),
-                json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=str),
+                job_ns,
+                job_name,
+                json.dumps(raw, ensure_ascii=False, separators=(",", ":"), default=str),
                 time_key(datetime.now(timezone.utc)),
             ),
         )
         if cursor.rowcount == 0:
             return False
-        apply_event(conn, event, run_id, when)
+        if event is not None:
+            _index(conn, event)
         return True
 
     def add_event(self, event: dict[str, Any]) -> bool:
         """Store one event; False when the same (run id, event type, event time) is already in.
 
-        Raises ValueError for something that is not an OpenLineage event.
+        Raises :class:`EventError` (naming the bad value's path) for something that is not an
+        OpenLineage event; nothing of it is stored.
         """
         with self._write() as tx:
             return self._insert(tx.conn, event)
 
     def add_events(self, events: Iterable[dict[str, Any]]) -> int:
-        """Store many events in few transactions; returns how many were new."""
+        """Store many events in few transactions; returns how many were new.
+
+        One invalid event refuses its whole batch (nothing of a bad batch is stored).
+        """
         added = 0
         batch: list[dict[str, Any]] = []
         for event in events:
@@ -161,24 +191,23 @@ class EmbeddedStore:
         with self._write() as tx:
             return sum(self._insert(tx.conn, event) for event in batch)
 
-    def rebuild_view(self) -> int:
-        """Derive the view again from the raw events (after an upgrade); returns events applied."""
-        applied = 0
-        with self._write() as tx:
-            for table in VIEW_TABLES:
-                tx.conn.execute(f"DELETE FROM {table}")
-            for event in self.events():  # pages through the same transaction
-                run_id, _, raw_time = event_identity(event)
-                apply_event(tx.conn, event, run_id, time_key(raw_time))
-                applied += 1
-        return applied
+    def _reindex(self, conn: sqlite3.Connection) -> None:
+        """Build the run index from the raw events (after an upgrade); bad old events are left out."""
+        conn.execute("DELETE FROM run_index")
+        conn.execute("DELETE FROM run_dataset_index")
+        for row in conn.execute("SELECT payload FROM events ORDER BY event_time, id").fetchall():
+            try:
+                raw = orjson.loads(row[0])
+                if not is_static_event(raw):
+                    _index(conn, from_openlineage(raw))
+            except (EventError, orjson.JSONDecodeError):
+                continue
 
     # -- raw events -------------------------------------------------------------------------
 
     def count(self) -> int:
         """Number of stored events."""
-        with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+        return int(self._rows("SELECT COUNT(*) FROM events")[0][0])
 
     def events(
         self,
@@ -209,8 +238,7 @@ class EmbeddedStore:
         sql = f"SELECT id, event_time, payload FROM events WHERE {' AND '.join(where)} ORDER BY event_time, id LIMIT {_PAGE}"
         last_time, last_id = "", 0
         while True:
-            with self._lock:
-                rows = self._conn.execute(sql, [last_time, last_id, *params]).fetchall()
+            rows = self._rows(sql, [last_time, last_id, *params])
             for row in rows:
                 yield orjson.loads(row["payload"])  # ~4x json.loads on large events
             if len(rows) < _PAGE:
@@ -225,7 +253,7 @@ class EmbeddedStore:
         """
         yield from self._payloads(
             "WITH latest AS (SELECT run_id FROM (SELECT run_id, ROW_NUMBER() OVER ("
-            "PARTITION BY job_namespace, job_name ORDER BY first_event_time DESC, run_id DESC) AS n FROM runs) "
+            "PARTITION BY job_namespace, job_name ORDER BY first_event_time DESC, run_id DESC) AS n FROM run_index) "
             "WHERE n = 1) "
             "SELECT e.payload FROM events e JOIN latest l ON e.run_id = l.run_id ORDER BY e.event_time, e.id"
         )
@@ -239,240 +267,40 @@ class EmbeddedStore:
         params = [part for pair in wanted for part in pair]
         yield from self._payloads(
             f"WITH wanted(namespace, name) AS ({pairs}), "
-            "touching AS (SELECT DISTINCT rd.run_id FROM run_datasets rd "
+            "touching AS (SELECT DISTINCT rd.run_id FROM run_dataset_index rd "
             "JOIN wanted w ON rd.namespace = w.namespace AND rd.name = w.name) "
             "SELECT e.payload FROM events e JOIN touching t ON e.run_id = t.run_id ORDER BY e.event_time, e.id",
             params,
         )
 
     def _payloads(self, sql: str, params: Iterable[Any] = ()) -> Iterator[dict[str, Any]]:
-        with self._lock:
-            rows = self._conn.execute(sql, list(params)).fetchall()
-        for row in rows:
+        for row in self._rows(sql, params):
             yield orjson.loads(row[0])
 
-    # -- the view: datasets -----------------------------------------------------------------
-
-    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._conn.execute(sql, list(params)).fetchall()
-
-    def _facets(self, table: str, where: str, params: Iterable[Any]) -> dict[str, Any]:
-        rows = self._query(f"SELECT facet, value FROM {table} WHERE {where} ORDER BY facet", params)
-        return {row["facet"]: _loads(row["value"]) for row in rows if row["value"] is not None}
-
-    def dataset_versions(self, namespace: str, name: str) -> list[dict[str, Any]]:
-        """Schema history of a dataset, oldest first, with the run that produced each version."""
-        return [{k: v for k, v in version.items() if not k.startswith("_")} for version in self._versions(namespace, name)]
-
-    def _versions(self, namespace: str, name: str) -> list[dict[str, Any]]:
-        """Schema history of a dataset, oldest first, with the run that produced each version.
-
-        A new version starts whenever a written schema differs from the one before (by event
-        time). Datasets nobody writes (sources) get their versions from what readers saw.
-        """
-        rows = self._query(
-            "SELECT * FROM schema_observations WHERE namespace = ? AND name = ? ORDER BY event_time, run_id",
-            (namespace, name),
-        )
-        written = [r for r in rows if r["role"] in ("output", "dataset_event", "declared_output")]
-        versions: list[dict[str, Any]] = []
-        for row in written or rows:
-            if versions and versions[-1]["schema_hash"] == row["schema_hash"]:
-                current = versions[-1]
-                current["last_seen"] = display_time(row["event_time"])
-                if row["run_id"] and row["run_id"] not in current["runs"]:
-                    current["runs"].append(row["run_id"])
-                current["dataset_version"] = row["dataset_version"] or current["dataset_version"]
-                continue
-            versions.append(
-                {
-                    "version": len(versions) + 1,
-                    "schema_hash": row["schema_hash"],
-                    "fields": json.loads(row["fields"]),
-                    "run_id": row["run_id"] or None,
-                    "created_at": display_time(row["event_time"]),
-                    "last_seen": display_time(row["event_time"]),
-                    "runs": [row["run_id"]] if row["run_id"] else [],
-                    "dataset_version": row["dataset_version"],
-                    "_created_key": row["event_time"],
-                }
-            )
-        return versions
-
-    def _dataset_dict(self, row: sqlite3.Row, detail: bool) -> dict[str, Any]:
-        namespace, name = row["namespace"], row["name"]
-        facets = self._facets("dataset_facets", "namespace = ? AND name = ?", (namespace, name))
-        versions = self.dataset_versions(namespace, name)
-        out: dict[str, Any] = {
-            "namespace": namespace,
-            "name": name,
-            "fields": versions[-1]["fields"] if versions else [],
-            "current_version": versions[-1]["version"] if versions else None,
-            "first_seen": display_time(row["first_seen"]),
-            "last_seen": display_time(row["last_seen"]),
-            "has_column_lineage": "columnLineage" in facets,
-            "facets": facets,
-        }
-        if detail:
-            out["versions"] = versions
-            for key, role in (("produced_by", "output"), ("consumed_by", "input")):
-                jobs = self._query(
-                    "SELECT DISTINCT r.job_namespace, r.job_name FROM run_datasets d JOIN runs r USING (run_id) "
-                    "WHERE d.namespace = ? AND d.name = ? AND d.role = ? ORDER BY 1, 2",
-                    (namespace, name, role),
-                )
-                out[key] = [{"namespace": j[0], "name": j[1]} for j in jobs]
-        return out
-
-    def datasets(self) -> list[dict[str, Any]]:
-        """Every dataset seen, with its latest schema fields and facets."""
-        rows = self._query("SELECT * FROM datasets ORDER BY namespace, name")
-        return [self._dataset_dict(row, detail=False) for row in rows]
-
-    def dataset(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """One dataset with its schema versions and the jobs that write and read it."""
-        rows = self._query("SELECT * FROM datasets WHERE namespace = ? AND name = ?", (namespace, name))
-        return self._dataset_dict(rows[0], detail=True) if rows else None
-
-    def column_lineage(self, namespace: str, name: str) -> DatasetLineage | None:
-        """The latest ``columnLineage`` facet reported for a dataset, as the model."""
-        facets = self._facets("dataset_facets", "namespace = ? AND name = ? AND facet = 'columnLineage'", (namespace, name))
-        facet = facets.get("columnLineage")
-        return lineage_from_facet(DatasetRef(namespace, name), facet) if isinstance(facet, dict) else None
-
-    # -- the view: jobs and runs ------------------------------------------------------------
-
-    def jobs(self) -> list[dict[str, Any]]:
-        """Every job with its latest facets, latest run and the datasets its runs touched."""
-        return [self._job_dict(row) for row in self._query("SELECT * FROM jobs ORDER BY namespace, name")]
-
-    def _job_dict(self, row: sqlite3.Row) -> dict[str, Any]:
-        namespace, name = row["namespace"], row["name"]
-        facets = self._facets("job_facets", "namespace = ? AND name = ?", (namespace, name))
-        latest = self._query(
-            "SELECT run_id, state, started_at, ended_at FROM runs WHERE job_namespace = ? AND job_name = ? "
-            "ORDER BY COALESCE(started_at, first_event_time) DESC, last_event_time DESC LIMIT 1",
-            (namespace, name),
-        )
-        io = self._query(
-            "SELECT DISTINCT d.role, d.namespace, d.name FROM run_datasets d JOIN runs r USING (run_id) "
-            "WHERE r.job_namespace = ? AND r.job_name = ? ORDER BY 1, 2, 3",
-            (namespace, name),
-        )
-        sql, owners, docs = facets.get("sql") or {}, facets.get("ownership") or {}, facets.get("documentation") or {}
-        return {
-            "namespace": namespace,
-            "name": name,
-            "sql": sql.get("query"),
-            "ownership": owners.get("owners") or [],
-            "documentation": docs.get("description"),
-            "job_type": _clean(facets.get("jobType")),
-            "source_code_location": _clean(facets.get("sourceCodeLocation")),
-            "facets": facets,
-            "first_seen": display_time(row["first_seen"]),
-            "last_seen": display_time(row["last_seen"]),
-            "latest_run": (
-                {
-                    "run_id": latest[0]["run_id"],
-                    "state": latest[0]["state"],
-                    "started_at": display_time(latest[0]["started_at"]),
-                    "ended_at": display_time(latest[0]["ended_at"]),
-                }
-                if latest
-                else None
-            ),
-            "inputs": [{"namespace": r[1], "name": r[2]} for r in io if r[0] == "input"],
-            "outputs": [{"namespace": r[1], "name": r[2]} for r in io if r[0] == "output"],
-        }
-
-    def runs(self, job_namespace: str | None = None, job_name: str | None = None) -> list[dict[str, Any]]:
-        """Runs (oldest first), optionally of one job, with state, times and dataset versions."""
-        where, params = [], []
-        if job_namespace is not None:
-            where.append("job_namespace = ?")
-            params.append(job_namespace)
-        if job_name is not None:
-            where.append("job_name = ?")
-            params.append(job_name)
-        rows = self._query(
-            "SELECT * FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "")
-            + " ORDER BY COALESCE(started_at, first_event_time), run_id",
-            params,
-        )
-        versions: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        return [self._run_dict(row, versions) for row in rows]
-
-    def run(self, run_id: str) -> dict[str, Any] | None:
-        """One run by id."""
-        rows = self._query("SELECT * FROM runs WHERE run_id = ?", (run_id,))
-        return self._run_dict(rows[0], {}) if rows else None
-
-    def _run_dict(self, row: sqlite3.Row, cache: dict[tuple[str, str], list[dict[str, Any]]]) -> dict[str, Any]:
-        run_id = row["run_id"]
-        facets = self._facets("run_facets", "run_id = ?", (run_id,))
-        nominal, parent, error = facets.get("nominalTime") or {}, facets.get("parent"), facets.get("errorMessage")
-        datasets = self._query(
-            "SELECT role, namespace, name, facets, dataset_version FROM run_datasets WHERE run_id = ? ORDER BY role, namespace, name",
-            (run_id,),
-        )
-        out: dict[str, Any] = {
-            "run_id": run_id,
-            "job_namespace": row["job_namespace"],
-            "job_name": row["job_name"],
-            "state": row["state"],
-            "started_at": display_time(row["started_at"]),
-            "ended_at": display_time(row["ended_at"]),
-            "nominal_start_time": nominal.get("nominalStartTime"),
-            "nominal_end_time": nominal.get("nominalEndTime"),
-            "parent": (
-                {
-                    "run_id": (parent.get("run") or {}).get("runId"),
-                    "job_namespace": (parent.get("job") or {}).get("namespace"),
-                    "job_name": (parent.get("job") or {}).get("name"),
-                }
-                if isinstance(parent, dict)
-                else None
-            ),
-            "error_message": (
-                {
-                    "message": error.get("message"),
-                    "programming_language": error.get("programmingLanguage"),
-                    "stack_trace": error.get("stackTrace"),
-                }
-                if isinstance(error, dict)
-                else None
-            ),
-            "facets": facets,
-            "inputs": [],
-            "outputs": [],
-        }
-        for ds in datasets:
-            key = (ds["namespace"], ds["name"])
-            if key not in cache:
-                cache[key] = self._versions(*key)
-            entry = {
-                "namespace": ds["namespace"],
-                "name": ds["name"],
-                "dataset_version": ds["dataset_version"],
-                "schema_version": _schema_version_for(cache[key], run_id, ds["role"], row["first_event_time"]),
-                "facets": _loads(ds["facets"]) or {},
-            }
-            out["inputs" if ds["role"] == "input" else "outputs"].append(entry)
-        return out
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        """Rows of a read query; a corrupt file found while reading is a StoreError."""
+        try:
+            with self._lock:
+                return self._conn.execute(sql, list(params)).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot read the embedded store ({exc})", file=str(self.path)) from None
 
 
-def _schema_version_for(versions: list[dict[str, Any]], run_id: str, role: str, run_time: str) -> int | None:
-    """The schema version a run wrote (the one its output created or repeated) or read."""
-    if role == "output":
-        for version in versions:
-            if run_id in version["runs"]:
-                return int(version["version"])
-    current = None
-    for version in versions:
-        if version["_created_key"] <= run_time:
-            current = int(version["version"])
-    return current or (int(versions[-1]["version"]) if versions and role == "output" else None)
+def _index(conn: sqlite3.Connection, event: RunEvent) -> None:
+    """Record which job a run belongs to, when it began, and the datasets it touched.
+
+    The first event time is the minimum over the run's events, so arrival order does not
+    matter: an old spool replayed late never makes an old run "latest".
+    """
+    conn.execute(
+        "INSERT INTO run_index (run_id, job_namespace, job_name, first_event_time) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (run_id) DO UPDATE SET first_event_time = MIN(first_event_time, excluded.first_event_time)",
+        (event.run_id, event.job.namespace, event.job.name, event.time_key),
+    )
+    conn.executemany(
+        "INSERT OR IGNORE INTO run_dataset_index (run_id, role, namespace, name) VALUES (?, ?, ?, ?)",
+        [(event.run_id, role, ds.ref.namespace, ds.ref.name) for role, ds in event.datasets()],
+    )
 
 
 class _Tx:

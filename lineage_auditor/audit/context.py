@@ -52,7 +52,7 @@ class AuditContext:
         versions = self.view.dataset_versions(dataset)
         if not versions:
             return columns
-        names = {f.get("name") for f in versions[-1].fields}
+        names = {f.name for f in versions[-1].fields}
         return [c for c in columns if c.field in names]
 
     def jobs_in_scope(self) -> list[Any]:

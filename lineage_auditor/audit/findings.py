@@ -11,9 +11,11 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-LOW, MEDIUM, HIGH = "low", "medium", "high"
-SEVERITIES = (LOW, MEDIUM, HIGH)
-SEVERITY_RANK = {LOW: 1, MEDIUM: 2, HIGH: 3}
+from lineage_auditor.model import Severity
+
+LOW, MEDIUM, HIGH = Severity.LOW, Severity.MEDIUM, Severity.HIGH
+SEVERITIES = tuple(Severity)
+SEVERITY_RANK = {s: s.rank for s in Severity}
 
 # check name -> id prefix
 PREFIXES = {
@@ -36,7 +38,7 @@ class Finding:
     """
 
     id: str
-    severity: str
+    severity: Severity
     check: str
     subject: str
     title: str
@@ -46,7 +48,7 @@ class Finding:
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "severity": self.severity,
+            "severity": self.severity.value,
             "check": self.check,
             "subject": self.subject,
             "title": self.title,
@@ -67,7 +69,7 @@ def finding_id(check: str, subject: str, key: str = "") -> str:
 
 def make_finding(
     check: str,
-    severity: str,
+    severity: Severity | str,
     subject: str,
     title: str,
     *,
@@ -76,11 +78,9 @@ def make_finding(
     remediation: str = "",
 ) -> Finding:
     """Build a finding with its stable id (``key`` tells apart findings on one subject)."""
-    if severity not in SEVERITY_RANK:
-        raise ValueError(f"unknown severity {severity!r}")
     return Finding(
         id=finding_id(check, subject, key or title),
-        severity=severity,
+        severity=Severity(severity),
         check=check,
         subject=subject,
         title=title,
@@ -94,7 +94,7 @@ def sort_findings(findings: list[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (-SEVERITY_RANK[f.severity], f.check, f.subject, f.id))
 
 
-def max_severity(findings: list[Finding]) -> str | None:
+def max_severity(findings: list[Finding]) -> Severity | None:
     if not findings:
         return None
     return max((f.severity for f in findings), key=SEVERITY_RANK.__getitem__)

@@ -14,7 +14,7 @@ import statistics
 from lineage_auditor.audit.config import AIDataset
 from lineage_auditor.audit.context import AuditContext
 from lineage_auditor.audit.findings import HIGH, MEDIUM, Finding, make_finding
-from lineage_auditor.audit.view import parse_time
+from lineage_auditor.times import iso
 from lineage_auditor.model import DatasetRef
 
 CHECK = "freshness"
@@ -33,7 +33,7 @@ def check_dataset(ctx: AuditContext, dataset: DatasetRef, target: AIDataset) -> 
     if target.freshness is not None:
         ok = [r for r in runs if r.state == "COMPLETE"]
         last = ok[-1] if ok else None
-        ended = parse_time(last.ended_at) if last else None
+        ended = last.ended_at if last else None
         age = (ctx.now - ended).total_seconds() if ended else None
         if age is None or age > target.freshness.max_age:
             findings.append(make_finding(
@@ -41,13 +41,13 @@ def check_dataset(ctx: AuditContext, dataset: DatasetRef, target: AIDataset) -> 
                 "no successful run on record" if last is None else f"stale: last successful run {_human(age)} ago",
                 key="stale",
                 evidence={"dataset": str(dataset), "last_success_run": last.run_id if last else None,
-                          "last_success_at": last.ended_at if last else None,
+                          "last_success_at": iso(last.ended_at) if last and last.ended_at else None,
                           "age_s": round(age, 1) if age is not None else None, "max_age_s": target.freshness.max_age},
                 remediation="Check the producing job's schedule and its latest runs; models are training or scoring on old data.",
             ))
     if runs and runs[-1].state in ("FAIL", "ABORT"):
         findings.append(make_finding(
-            CHECK, MEDIUM, dataset.name, f"latest run {runs[-1].state.lower()}ed", key="failed",
+            CHECK, MEDIUM, dataset.name, f"latest run {runs[-1].state.value.lower()}ed", key="failed",
             evidence={"dataset": str(dataset), "run_id": runs[-1].run_id, "job": str(runs[-1].job), "error": runs[-1].error},
             remediation="Fix and re-run the job; the dataset still holds the previous version.",
         ))

@@ -30,7 +30,8 @@ from lineage_auditor.audit.context import AuditContext, DataLoader
 from lineage_auditor.audit.findings import HIGH, SEVERITIES, Finding, make_finding, max_severity, sort_findings
 from lineage_auditor.audit.names import find_datasets, resolve_dataset
 from lineage_auditor.audit.view import AuditView, gc_paused
-from lineage_auditor.errors import LineageAuditError
+from lineage_auditor.errors import EventError, LineageAuditError
+from lineage_auditor.events import run_events
 from lineage_auditor.graph import LineageGraph
 from lineage_auditor.model import DatasetRef
 
@@ -54,13 +55,14 @@ class AuditResult:
     details: dict[str, Any] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
     started_at: str = ""
+    skipped_events: int = 0  # events of the store that were not valid OpenLineage
 
     def failed(self, level: str) -> bool:
         """True when any finding reaches ``level`` (low, medium or high)."""
         return any(f.reaches(level) for f in self.findings)
 
     def counts(self) -> dict[str, int]:
-        return {s: sum(f.severity == s for f in self.findings) for s in SEVERITIES}
+        return {s.value: sum(f.severity == s for f in self.findings) for s in SEVERITIES}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +71,7 @@ class AuditResult:
             "started_at": self.started_at,
             "datasets": [str(d) for d in self.datasets],
             "checks": self.checks,
+            "skipped_events": self.skipped_events,
             "summary": {"findings": len(self.findings), "by_severity": self.counts(),
                         "max_severity": max_severity(self.findings)},
             "findings": [f.to_json() for f in self.findings],
@@ -106,15 +109,19 @@ class ScopedSource(Protocol):
     def run_events_touching(self, datasets: Iterable[tuple[str, str]]) -> Iterable[Mapping[str, Any]]: ...
 
 
-def load_scoped(source: ScopedSource, config: AuditConfig, dataset: str | None = None) -> tuple[LineageGraph, AuditView, int]:
+def load_scoped(
+    source: ScopedSource, config: AuditConfig, dataset: str | None = None,
+    on_skip: Callable[[EventError], None] | None = None,
+) -> tuple[LineageGraph, AuditView, int]:
     """Graph and view from only what the checks read.
 
     The graph is each job's latest run; the view covers the runs that touched the AI
     datasets in scope or anything upstream of them, which is all that run history, schema
-    versions, freshness, volume and quality are asked about.
+    versions, freshness, volume and quality are asked about. Events that are not valid
+    OpenLineage (a store written by another tool) go to ``on_skip``.
     """
     with gc_paused():
-        graph = LineageGraph.from_events(source.latest_run_events())
+        graph = LineageGraph.from_events(run_events(source.latest_run_events(), on_skip))
         try:
             targets = resolve_targets(graph, config, dataset)
         except LineageAuditError:
@@ -123,7 +130,8 @@ def load_scoped(source: ScopedSource, config: AuditConfig, dataset: str | None =
             scope = set(targets)
             for target in targets:
                 scope.update(graph.upstream(target))
-        view = AuditView.from_events(source.run_events_touching((d.namespace, d.name) for d in scope))
+        touching = source.run_events_touching((d.namespace, d.name) for d in scope)
+        view = AuditView.from_events(run_events(touching, on_skip))
         return graph, view, source.count()
 
 

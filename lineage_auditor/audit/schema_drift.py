@@ -17,6 +17,7 @@ from lineage_auditor.audit.findings import HIGH, LOW, MEDIUM, Finding, make_find
 from lineage_auditor.audit.types import NARROWING, WIDENING, classify_type_change
 from lineage_auditor.audit.view import DatasetVersion
 from lineage_auditor.model import DatasetRef
+from lineage_auditor.times import iso
 
 CHECK = "schema_drift"
 
@@ -36,12 +37,12 @@ def run(ctx: AuditContext) -> list[Finding]:
 
 def compare_versions(dataset: DatasetRef, old: DatasetVersion, new: DatasetVersion, *, is_target: bool) -> list[Finding]:
     """Findings for the change from ``old`` to ``new`` (severity higher for AI datasets)."""
-    before = {f["name"]: f.get("type") for f in old.fields}
-    after = {f["name"]: f.get("type") for f in new.fields}
+    before = {f.name: f.type for f in old.fields}
+    after = {f.name: f.type for f in new.fields}
     removed = [c for c in before if c not in after]
     added = [c for c in after if c not in before]
     intro = {"dataset": str(dataset), "from_version": old.version, "to_version": new.version,
-             "run_id": new.run_id, "job": str(new.job) if new.job else None, "at": new.created_at}
+             "run_id": new.run_id, "job": str(new.job) if new.job else None, "at": iso(new.created_at)}
     findings: list[Finding] = []
     for old_name, new_name in _renames(new, removed, added, before, after):
         removed.remove(old_name)
@@ -88,7 +89,7 @@ def _renames(new: DatasetVersion, removed: list[str], added: list[str], before: 
 
 def check_contract(ctx: AuditContext, dataset: DatasetRef, contract: Contract, version: DatasetVersion) -> list[Finding]:
     """The latest schema against the declared contract (types, missing columns, nullability)."""
-    actual = {f["name"]: f.get("type") for f in version.fields}
+    actual = {f.name: f.type for f in version.fields}
     nulls = _observed_null_rates(ctx, dataset)
     findings: list[Finding] = []
     base = {"dataset": str(dataset), "version": version.version, "run_id": version.run_id}

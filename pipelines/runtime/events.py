@@ -10,7 +10,7 @@ facets ``jobType``, ``sourceCodeLocation``, ``ownership``, ``documentation`` (an
 for SQL steps). Outputs carry ``schema``, ``columnLineage`` and ``outputStatistics``;
 inputs carry ``dataQualityMetrics`` and ``dataQualityAssertions``.
 
-Events pass :func:`collectors.emit.scrub.scrub` and an exact-match scrub of the run's known
+Events pass :func:`lineage_auditor.scrub.scrub` and an exact-match scrub of the run's known
 secrets (DSN password, API token) before they leave, so neither can reach a store.
 """
 
@@ -45,7 +45,7 @@ from openlineage.client.facet_v2 import (
 from openlineage.client.serde import Serde
 from openlineage.client.uuid import generate_new_uuid
 
-from collectors.emit.scrub import REDACTED, scrub
+from lineage_auditor.scrub import REDACTED, scrub
 from lineage_auditor.facets import PRODUCER, column_lineage_facet
 from lineage_auditor.model import DatasetLineage, DatasetRef
 from pipelines.runtime.codeloc import package_version, source_code_location
