@@ -41,8 +41,8 @@ class SkippedEvents:
         """One line for the user, or "" when nothing was skipped."""
         if not self.count:
             return ""
-        noun = "event" if self.count == 1 else "events"
-        return f"skipped {self.count} {noun} that are not valid OpenLineage (first: {self.reasons[0]})"
+        noun = "event that is" if self.count == 1 else "events that are"
+        return f"skipped {self.count} {noun} not valid OpenLineage (first: {self.reasons[0]})"
 
 
 def store_config(spec: str | None) -> dict[str, Any]:
@@ -96,11 +96,16 @@ def read_events(spec: str | None = None, skipped: SkippedEvents | None = None) -
 
 
 def _file_events(path: Path, skipped: SkippedEvents | None) -> Iterator[RunEvent]:
+    """Events of NDJSON/JSON files, each once (a re-sent event appended twice counts once)."""
+    seen: set[tuple[str, str, str]] = set()
     for (file, line), raw in iter_located_events(path):
         if is_static_event(raw):
             continue
         try:
-            yield from_openlineage(raw)
+            event = from_openlineage(raw)
+            if event.identity not in seen:
+                seen.add(event.identity)
+                yield event
         except EventError as exc:
             located = EventError(exc.message, file=file, line=line)
             if skipped is None:
@@ -111,7 +116,9 @@ def _file_events(path: Path, skipped: SkippedEvents | None) -> Iterator[RunEvent
 def _marquez_events(config: dict[str, Any]) -> Iterator[dict[str, Any]]:
     from collectors.marquez.client import MarquezClient
 
-    auth = config.get("auth") if isinstance(config.get("auth"), dict) else {}
+    auth = config.get("auth")
+    if not isinstance(auth, dict):
+        auth = {}
     client = MarquezClient(str(config["url"]), api_key=auth.get("apiKey") or auth.get("api_key"))
     try:
         yield from client.events()

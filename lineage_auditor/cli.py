@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -26,7 +27,7 @@ DIALECTS = ("ansi", "postgres", "duckdb", "bigquery", "snowflake", "spark", "dat
 class AuditGroup(click.Group):
     """A click group that turns our errors into one clear line and exit code 2."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except LineageAuditError as exc:

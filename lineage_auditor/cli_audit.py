@@ -54,7 +54,7 @@ def _load(store: str | None, config: AuditConfig, dataset: str | None = None) ->
             with embedded:
                 graph, view, count = load_scoped(embedded, config, dataset, skipped)
     if skipped.count:
-        console.print(f"[yellow]warning:[/yellow] {skipped.summary()}", highlight=False)
+        click.echo(f"warning: {skipped.summary()}", err=True)  # one line, never wrapped
     if not count:
         raise LineageAuditError(f"the lineage store {describe_source(spec)} has no events")
     return graph, view, count, skipped
@@ -263,8 +263,8 @@ def baseline_save_command(store, config_path, out, no_data, fmt) -> None:
     if fmt == "json":
         click.echo(json.dumps(summary, indent=2))
     else:
-        click.echo(f"saved baseline {path}: {summary['jobs']} jobs, {len(targets)} AI datasets, "
-                   f"{len(summary['data_samples'])} data samples")
+        click.echo(f"saved baseline {path}: {len(doc['jobs'])} jobs, {len(targets)} AI datasets, "
+                   f"{len(doc['data'])} data samples")
 
 
 COMMANDS = [audit_command, report_command, baseline_group]

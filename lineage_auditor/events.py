@@ -254,8 +254,8 @@ def _object(value: Any, path: str) -> Mapping[str, Any]:
 
 
 def _kind(value: Any) -> str:
-    return "nothing" if value is None else {dict: "an object", list: "a list", str: "a string"}.get(
-        type(value), type(value).__name__)
+    names: dict[type, str] = {dict: "an object", list: "a list", str: "a string"}
+    return "nothing" if value is None else names.get(type(value), type(value).__name__)
 
 
 def _text(obj: Mapping[str, Any], key: str, path: str, *, required: bool = False) -> str:

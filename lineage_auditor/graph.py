@@ -349,7 +349,7 @@ class LineageGraph:
         Handy for a report on one dataset: ``g.subgraph([d, *g.upstream(d)])``.
         """
         keep: set[Node] = set(datasets)
-        keep |= {c for d in list(keep) if d in self._g for c in self.columns(d)}
+        keep |= {c for d in list(keep) if type(d) is DatasetRef and d in self._g for c in self.columns(d)}
         keep |= {j for d in list(keep) if type(d) is DatasetRef and d in self._g for j in self._g.pred[d] if type(j) is JobRef}
         out = LineageGraph()
         out._g = self._g.subgraph(n for n in keep if n in self._g).copy()

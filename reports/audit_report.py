@@ -51,6 +51,11 @@ MAX_SQL_CHARS = 20_000
 # ---------------------------------------------------------------------------- JSON
 
 
+def _run_state(run: Any) -> str:
+    """The state of a job's latest run, or "" when it never ran."""
+    return str(run.state) if run is not None else ""
+
+
 def build_report(result: AuditResult, graph: LineageGraph, view: AuditView, config: AuditConfig, dataset: DatasetRef) -> dict[str, Any]:
     """The report document for ``dataset`` (JSON-ready, stable key order)."""
     targets = resolve_targets(graph, config, str(dataset))
@@ -136,7 +141,7 @@ def _provenance(graph: LineageGraph, dataset: DatasetRef, upstream: list[Dataset
     return {
         "upstream": [{"dataset": str(d), "name": d.name, "depth": depth.get(d), "raw_source": d in roots} for d in upstream],
         "jobs": [{"job": str(j), "sql": str(graph.info(j).get("sql") or "")[:MAX_SQL_CHARS],
-                  "state": (graph.latest_run(j).state if graph.latest_run(j) else ""),
+                  "state": _run_state(graph.latest_run(j)),
                   "owners": [_owner(o) for o in graph.info(j).get("owners") or []]} for j in jobs],
         "columns": columns,
     }

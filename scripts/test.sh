@@ -26,4 +26,6 @@ else
   markers=(-m "not marquez")
 fi
 
+echo "type check: mypy (settings in setup.cfg)"
+"$BIN/python" -m mypy
 "$BIN/python" -m pytest -q -p no:cacheprovider "${markers[@]}" "$@"

@@ -258,6 +258,10 @@ def test_collect_command_between_embedded_stores(tmp_path):
     assert first.exit_code == 0 and json.loads(first.output)["added"] == 2, first.output
     assert json.loads(second.output) == {"from": args[1], "to": args[3], "read": 2, "added": 0, "already_present": 2}
 
-    missing = CliRunner().invoke(collect, ["--from", f"embedded:{tmp_path / 'nope.db'}", "--to", "embedded:x.db"])
-    assert missing.exit_code != 0 and "embedded store not found" in str(missing.exception)
+    from lineage_auditor.cli import _register, cli
+
+    _register()
+    missing = CliRunner().invoke(cli, ["collect", "--from", f"embedded:{tmp_path / 'nope.db'}", "--to", "embedded:x.db"])
+    assert missing.exit_code == 2, missing.output
+    assert f"{tmp_path / 'nope.db'}: no embedded lineage store here" in missing.output
     assert not (tmp_path / "nope.db").exists()

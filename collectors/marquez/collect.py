@@ -1,22 +1,25 @@
 """Copying OpenLineage events between lineage stores (embedded file <-> Marquez server).
 
-A store is named by a URI: ``marquez://host:port`` (or an ``http(s)://`` URL of a Marquez),
-``embedded`` (the default local store) or ``embedded:PATH``. Both kinds offer ``events()``
+A store is named by the one address syntax: ``marquez://host:port`` (or an ``http(s)://`` URL
+of a Marquez), ``embedded`` (the default local store), ``embedded:PATH`` or ``file:PATH``
+(NDJSON). Every kind offers ``events()``
 and an idempotent ``add_event(event) -> bool``, so copying twice copies nothing the second
 time and moving from laptop to server loses nothing.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from collectors.marquez.client import MarquezClient, event_key
-from lineage_auditor.errors import LineageAuditError
+from collectors.openlineage_json import NDJSON_SUFFIXES, append_ndjson, iter_events
+from collectors.store.address import StoreKind, parse_address, store_path
+from collectors.store.sqlite import EmbeddedStore
+from lineage_auditor.errors import StoreError
+from lineage_auditor.events import from_openlineage
 
 
 class EventStore(Protocol):
@@ -35,47 +38,49 @@ class CopyResult:
         return {"read": self.read, "added": self.added, "already_present": self.already_present}
 
 
-def default_embedded_path() -> Path:
-    home = os.environ.get("LINEAGE_AUDIT_HOME") or ".lineage"
-    return Path(home) / "lineage.db"
+class FileEventStore:
+    """NDJSON event files as a store: read every event, append the ones not there yet."""
 
+    def __init__(self, path: Path, *, must_exist: bool = False) -> None:
+        if must_exist and not path.exists():
+            raise StoreError("no such file", file=str(path))
+        self.path = path
+        self._known: set[tuple[str, str, str]] | None = None
 
-def marquez_url(uri: str) -> str | None:
-    """The http URL of a ``marquez://host:port`` or ``http(s)://`` store URI, else None."""
-    parts = urlsplit(uri)
-    if parts.scheme == "marquez":
-        if not parts.netloc:
-            raise LineageAuditError(f"store URI {uri!r} needs a host: marquez://HOST:PORT")
-        return f"http://{parts.netloc}{parts.path}".rstrip("/")
-    if parts.scheme in ("http", "https"):
-        return uri.rstrip("/")
-    return None
+    def events(self) -> Iterator[dict[str, Any]]:
+        if not self.path.exists():
+            return iter(())
+        return iter_events(self.path)
+
+    def add_event(self, event: dict[str, Any]) -> bool:
+        if self._known is None:
+            self._known = {event_key(e) for e in self.events()}
+        key = event_key(event)
+        if key in self._known:
+            return False
+        from_openlineage(event)  # refuse what is not an event, as the embedded store does
+        append_ndjson(self.path, event)
+        self._known.add(key)
+        return True
 
 
 def open_store(uri: str, *, must_exist: bool = False) -> EventStore:
-    """Open the store a URI names; raises LineageAuditError for anything else.
+    """Open the store an address names (the one address syntax of ``--store``/``--lineage``).
 
-    ``must_exist`` (for a source) refuses to create an empty embedded store file.
+    ``must_exist`` (for a source) refuses to create an empty store.
     """
-    url = marquez_url(uri)
-    if url:
-        return MarquezClient(url)
-    if uri == "embedded" or uri.startswith("embedded:"):
-        path = Path(uri.split(":", 1)[1]) if ":" in uri and uri.split(":", 1)[1] else default_embedded_path()
-        if must_exist and not path.is_file():
-            raise LineageAuditError("embedded store not found", file=str(path))
-        return _open_embedded(path)
-    raise LineageAuditError(
-        f"unknown store {uri!r}: use marquez://HOST:PORT, embedded or embedded:PATH"
-    )
-
-
-def _open_embedded(path: Path) -> EventStore:
-    try:
-        from collectors.store import EmbeddedStore  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise LineageAuditError("the embedded store is not available in this installation") from exc
-    return EmbeddedStore(path)
+    config = parse_address(uri)
+    kind = config["type"]
+    if kind == StoreKind.MARQUEZ:
+        return MarquezClient(config["url"])
+    if kind == StoreKind.EMBEDDED:
+        return EmbeddedStore(store_path(config), create=not must_exist)
+    if kind == StoreKind.FILE:
+        path = store_path(config)
+        if path.suffix not in NDJSON_SUFFIXES and not (must_exist and path.exists()):
+            raise StoreError("events are copied into NDJSON files (.ndjson or .jsonl)", file=str(path))
+        return FileEventStore(path, must_exist=must_exist)
+    raise StoreError(f"{uri!r} cannot be copied from or to; use marquez://HOST:PORT, embedded[:PATH] or file:PATH")
 
 
 def copy_events(

@@ -214,7 +214,7 @@ def parse_config(text: str, *, source: str = DEFAULT_CONFIG) -> AuditConfig:
         line, column = _position(root, loc, at_key=err.get("type") == "extra_forbidden")
         where = ".".join(str(p) for p in loc) or "config"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise LineageAuditError(f"{where}: {_message(err)}{more}", file=source, line=line, column=column) from None
+        raise LineageAuditError(f"{where}: {_message(dict(err))}{more}", file=source, line=line, column=column) from None
     config.source_file = source
     return config
 

@@ -56,9 +56,9 @@ class Finding:
             "remediation": self.remediation,
         }
 
-    def reaches(self, level: str) -> bool:
+    def reaches(self, level: Severity | str) -> bool:
         """True when this finding is at least as severe as ``level``."""
-        return SEVERITY_RANK[self.severity] >= SEVERITY_RANK[level]
+        return self.severity.rank >= Severity(level).rank
 
 
 def finding_id(check: str, subject: str, key: str = "") -> str:

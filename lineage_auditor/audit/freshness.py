@@ -57,9 +57,9 @@ def check_dataset(ctx: AuditContext, dataset: DatasetRef, target: AIDataset) -> 
 
 
 def _volume(dataset: DatasetRef, target: AIDataset, runs: list) -> list[Finding]:
-    if not runs:
-        return []
     volume = target.volume
+    if not runs or volume is None:
+        return []
     latest = runs[-1]
     rows = latest.row_counts[dataset]
     evidence = {"dataset": str(dataset), "run_id": latest.run_id, "rows": rows,

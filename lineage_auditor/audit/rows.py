@@ -49,7 +49,7 @@ def baseline_sample(frame: pd.DataFrame, cap: int = BASELINE_SAMPLE_CAP) -> dict
     """A JSON-ready sample of ``frame`` to keep in the baseline (at most ``cap`` rows)."""
     if len(frame) > cap:
         frame = frame.sample(cap, random_state=0)
-    columns = {}
+    columns: dict[str, list[float | None] | list[str | None]] = {}
     for name in frame.columns:
         series = frame[name]
         if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):

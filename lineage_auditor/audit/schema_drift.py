@@ -65,8 +65,9 @@ def compare_versions(dataset: DatasetRef, old: DatasetVersion, new: DatasetVersi
             remediation="Document the new column; check that models do not pick it up unreviewed (SELECT *).",
         ))
     for name in before:
-        if name in after and before[name] and after[name] and before[name].lower() != after[name].lower():
-            kind = classify_type_change(before[name], after[name])
+        old_type, new_type = before[name], after.get(name)
+        if old_type and new_type and old_type.lower() != new_type.lower():
+            kind = classify_type_change(old_type, new_type)
             severity = HIGH if kind == NARROWING else (LOW if kind == WIDENING else MEDIUM)
             findings.append(make_finding(
                 CHECK, severity, f"{dataset.name}.{name}", f"type of {name} changed ({kind}): {before[name]} -> {after[name]}",
@@ -101,8 +102,9 @@ def check_contract(ctx: AuditContext, dataset: DatasetRef, contract: Contract, v
                 evidence={**base, "column": name}, remediation="The producer no longer honours the contract; restore the column.",
             ))
             continue
-        if spec.type and actual[name] and spec.type.lower() != actual[name].lower():
-            kind = classify_type_change(spec.type, actual[name])
+        actual_type = actual[name]
+        if spec.type and actual_type and spec.type.lower() != actual_type.lower():
+            kind = classify_type_change(spec.type, actual_type)
             findings.append(make_finding(
                 CHECK, HIGH if kind == NARROWING else MEDIUM, subject,
                 f"type of {name} is {actual[name]}, contract says {spec.type} ({kind})", key="contract|type",

@@ -38,7 +38,7 @@ from lineage_auditor.sql.transforms import (
 
 Key = tuple[str, str]  # (table name, column name)
 Deps = dict[Key, set[T]]
-Warn = Callable[[str, E.Expression | None], None]
+Warn = Callable[[str, E.Expr | None], None]
 
 _AMBIGUOUS: Deps = {}
 _SELECTIVE = (E.Coalesce, E.Paren, E.Alias)
@@ -57,7 +57,7 @@ def merge_into(out: Deps, deps: Deps, mode: T = IDENT) -> None:
                 target.add(compose(mode, t))
 
 
-def ident_name(node: E.Expression | str | None) -> str:
+def ident_name(node: E.Expr | str | None) -> str:
     """An identifier as SQL means it: unquoted names are case-insensitive (lower case)."""
     if node is None:
         return ""
@@ -196,7 +196,7 @@ class ScopeSource(Source):
         return self.lineage.dataset
 
 
-def alias_columns(node: E.Expression | None) -> list[str]:
+def alias_columns(node: E.Expr | None) -> list[str]:
     """Column names from an alias list: ``AS d(a, b)`` or ``WITH t(a, b) AS``."""
     if node is None:
         return []
@@ -265,7 +265,7 @@ class QueryResolver:
         self.tables: list[str] = []
 
     # -- entry point -------------------------------------------------------------
-    def resolve_query(self, query: E.Expression) -> ScopeLineage:
+    def resolve_query(self, query: E.Expr) -> ScopeLineage:
         if isinstance(query, E.Values):
             return self._resolve_values(query)
         root = build_scope(query)
@@ -331,7 +331,7 @@ class QueryResolver:
                     merge_into(result.dataset, result.deps[pos], IND_SORT)
         return result
 
-    def _resolve_values(self, expr: E.Expression) -> ScopeLineage:
+    def _resolve_values(self, expr: E.Expr) -> ScopeLineage:
         result = ScopeLineage()
         names = alias_columns(expr)
         width = len(expr.expressions[0].expressions) if isinstance(expr, E.Values) and expr.expressions else len(names)
@@ -446,7 +446,7 @@ class QueryResolver:
             for expr in on.expressions if isinstance(on, E.Tuple) else [on]:
                 self._by_output(expr, IND_GROUP, ctx, result)
 
-    def _by_output(self, expr: E.Expression, mode: T, ctx: Context, result: ScopeLineage) -> None:
+    def _by_output(self, expr: E.Expr, mode: T, ctx: Context, result: ScopeLineage) -> None:
         """GROUP BY / ORDER BY items may name an output by position or alias."""
         if isinstance(expr, E.Literal) and expr.is_int:
             pos = int(expr.this) - 1
@@ -456,9 +456,9 @@ class QueryResolver:
         if isinstance(expr, E.Column) and not expr.table:
             name = ident_name(expr.this)
             if ctx.lookup("", name) in (None, _AMBIGUOUS):
-                pos = result.position(name)
-                if pos is not None:
-                    merge_into(result.dataset, result.deps[pos], mode)
+                named = result.position(name)
+                if named is not None:
+                    merge_into(result.dataset, result.deps[named], mode)
                     return
         self.walk(expr, mode, ctx, result.dataset)
 
@@ -485,7 +485,7 @@ class QueryResolver:
                 result.passthrough = None
 
     # -- expressions -------------------------------------------------------------
-    def walk(self, node: E.Expression, mode: T, ctx: Context, out: Deps) -> None:
+    def walk(self, node: E.Expr, mode: T, ctx: Context, out: Deps) -> None:
         """Add every column ``node`` reads to ``out``, with its transformation."""
         if isinstance(node, E.Column):
             self._column(node, mode, ctx, out)
@@ -518,8 +518,8 @@ class QueryResolver:
             inner = compose(mode, MASKED)
         else:
             inner = compose(mode, TRANSFORM)
-        for child in node.iter_expressions():
-            self.walk(child, inner, ctx, out)
+        for arg in node.iter_expressions():
+            self.walk(arg, inner, ctx, out)
 
     def _column(self, node: E.Column, mode: T, ctx: Context, out: Deps) -> None:
         name = ident_name(node.this)
@@ -556,7 +556,7 @@ class QueryResolver:
             for ordered in order.expressions:
                 self.walk(ordered, win_mode, ctx, out)
 
-    def _subquery(self, node: E.Expression, mode: T, ctx: Context, out: Deps) -> None:
+    def _subquery(self, node: E.Expr, mode: T, ctx: Context, out: Deps) -> None:
         query = node.this if isinstance(node, E.Subquery) else node
         while isinstance(query, E.Subquery):
             query = query.this
@@ -569,7 +569,7 @@ class QueryResolver:
             merge_into(out, deps, value_mode)
         merge_into(out, lineage.dataset, mode)
 
-    def _type_of(self, proj: E.Expression, ctx: Context) -> str | None:
+    def _type_of(self, proj: E.Expr, ctx: Context) -> str | None:
         expr = proj.this if isinstance(proj, E.Alias) else proj
         if isinstance(expr, (E.Cast, E.TryCast)):
             return expr.to.sql(dialect=self.dialect)
@@ -589,12 +589,12 @@ class QueryResolver:
         return None
 
 
-def _quoted_alias(proj: E.Expression) -> bool:
+def _quoted_alias(proj: E.Expr) -> bool:
     alias = proj.args.get("alias") if isinstance(proj, E.Alias) else None
     return bool(isinstance(alias, E.Identifier) and alias.quoted)
 
 
-def _is_masking(node: E.Expression) -> bool:
+def _is_masking(node: E.Expr) -> bool:
     if isinstance(node, E.Anonymous):
         return str(node.this).lower() in MASKING_FUNCTIONS
     if isinstance(node, E.Func):

@@ -98,7 +98,7 @@ class ScriptAnalyzer:
     def _write(self, stmt: WriteStatement, parsed: ParsedStatement, file: str) -> None:
         index = len(self.result.statements)
 
-        def warn(message: str, node: E.Expression | None) -> None:
+        def warn(message: str, node: E.Expr | None) -> None:
             line, col = _node_position(node) if node is not None else (0, 0)
             self._warn(file, line or parsed.line, col or parsed.column, message)
 
@@ -169,7 +169,7 @@ class ScriptAnalyzer:
         for (table, col), ts in deps.items():
             source = self._written.get(table)
             pos = source.position(col) if source is not None else None
-            if pos is None:
+            if source is None or pos is None:
                 out.setdefault((table, col), set()).update(ts)
                 continue
             for t in ts:
@@ -219,7 +219,7 @@ def _inputs(namespace: str, deps: Deps) -> list[InputField]:
     ]
 
 
-def _node_position(node: E.Expression) -> tuple[int, int]:
+def _node_position(node: E.Expr) -> tuple[int, int]:
     """1-based line and column of the first identifier sqlglot kept a position for."""
     for sub in node.walk():
         meta = getattr(sub, "_meta", None)

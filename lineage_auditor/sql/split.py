@@ -19,7 +19,7 @@ from lineage_auditor.model import Problem
 
 @dataclass(slots=True)
 class ParsedStatement:
-    expression: E.Expression
+    expression: E.Expr
     line: int
     column: int
     start: int

@@ -28,7 +28,7 @@ class WriteStatement:
 
     kind: str
     target: str | None  # None for a plain SELECT
-    query: E.Expression
+    query: E.Expr
     columns: list[str] = field(default_factory=list)  # explicit target columns, positional
     temporary: bool = False
 
@@ -42,7 +42,7 @@ class SchemaStatement:
     columns: dict[str, str | None] = field(default_factory=dict)
 
 
-def _target(node: E.Expression) -> tuple[str, list[str]]:
+def _target(node: E.Expr) -> tuple[str, list[str]]:
     """Table name and explicit column list of ``t`` or ``t (a, b)``."""
     if isinstance(node, E.Schema):
         cols = [ident_name(c.this if isinstance(c, E.ColumnDef) else c) for c in node.expressions]
@@ -59,7 +59,7 @@ def _is_temporary(create: E.Create) -> bool:
     return bool(create.args.get("temporary"))
 
 
-def _with_ctes(outer: E.Expression, query: E.Expression) -> E.Expression:
+def _with_ctes(outer: E.Expr, query: E.Expr) -> E.Expr:
     """Move a statement-level WITH (``WITH x AS (...) INSERT ...``) onto its query."""
     with_ = outer.args.get("with_") or outer.args.get("with")
     if with_ is not None and isinstance(query, E.Query) and not (query.args.get("with_") or query.args.get("with")):
@@ -67,7 +67,7 @@ def _with_ctes(outer: E.Expression, query: E.Expression) -> E.Expression:
     return query
 
 
-def classify(stmt: E.Expression) -> WriteStatement | SchemaStatement | None:
+def classify(stmt: E.Expr) -> WriteStatement | SchemaStatement | None:
     """Reduce a parsed statement; None for statements with no lineage (SET, GRANT, ...)."""
     if isinstance(stmt, E.Select) and stmt.args.get("into") is not None:
         return _select_into(stmt)
@@ -127,7 +127,7 @@ def _select_into(stmt: E.Select) -> WriteStatement:
     return WriteStatement(CREATE_TABLE_AS, name.lstrip("#"), stmt, [], temporary)
 
 
-def _assignments(updates: list[E.Expression]) -> list[tuple[str, E.Expression]]:
+def _assignments(updates: list[E.Expr]) -> list[tuple[str, E.Expr]]:
     out = []
     for eq in updates:
         if isinstance(eq, E.EQ) and isinstance(eq.this, E.Column):
@@ -138,8 +138,8 @@ def _assignments(updates: list[E.Expression]) -> list[tuple[str, E.Expression]]:
 def _merge(stmt: E.Merge) -> WriteStatement:
     target_node: E.Table = stmt.this
     target = table_name(target_node)
-    assigned: list[tuple[str, E.Expression]] = []
-    conditions: list[E.Expression] = []
+    assigned: list[tuple[str, E.Expr]] = []
+    conditions: list[E.Expr] = []
     whens = stmt.args.get("whens")
     for when in (whens.expressions if whens is not None else []):
         cond = when.args.get("condition")

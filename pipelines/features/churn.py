@@ -14,6 +14,8 @@ from typing import Any
 import sqlglot
 from sqlglot import expressions as exp
 
+from lineage_auditor.errors import PipelineError
+
 from pipelines.runtime.events import JobSpec, RunContext
 from pipelines.runtime.run import Environment
 from pipelines.users_orders.transpile import SOURCE_DIALECT, SqlModel
@@ -29,6 +31,8 @@ def load_churn_model(path: Path = SQL_FILE) -> SqlModel:
     """The feature SQL as a :class:`SqlModel` (``CREATE TABLE … AS SELECT``)."""
     text = path.read_text(encoding="utf-8")
     create = sqlglot.parse_one(text, read=SOURCE_DIALECT)
+    if not isinstance(create, exp.Create):
+        raise PipelineError(f"expected CREATE TABLE ... AS SELECT, found {create.key.upper()}", file=str(path))
     table = create.this if isinstance(create.this, exp.Table) else create.this.find(exp.Table)
     return SqlModel(path=path, text=text, target=f"{table.db}.{table.name}", statement=create)
 

@@ -31,9 +31,9 @@ def _timestamps(values: Any, aware: bool) -> list[str]:
     import numpy as np
 
     ticks = values.view("int64")
-    per_second = np.timedelta64(1, "s") // np.timedelta64(1, np.datetime_data(values.dtype)[0])
+    per_second = np.timedelta64(1, "s") // np.timedelta64(1, np.datetime_data(values.dtype)[0])  # type: ignore[call-overload]
     unit = "s" if per_second >= 1 and not (ticks % per_second).any() else "us"
-    return np.datetime_as_string(values, unit=unit, timezone="UTC" if aware else "naive").tolist()
+    return np.datetime_as_string(values, unit=unit, timezone="UTC" if aware else "naive").tolist()  # type: ignore[call-overload]
 
 
 def _texts(values: list[Any]) -> list[str]:

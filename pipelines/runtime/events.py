@@ -47,6 +47,7 @@ from openlineage.client.uuid import generate_new_uuid
 
 from lineage_auditor.scrub import REDACTED, scrub
 from lineage_auditor.facets import PRODUCER, column_lineage_facet
+from lineage_auditor.times import iso
 from lineage_auditor.model import DatasetLineage, DatasetRef
 from pipelines.runtime.codeloc import package_version, source_code_location
 
@@ -100,11 +101,6 @@ class RunStatsRunFacet(RunFacet):
         return f"{FACET_SCHEMAS}/RunStatsRunFacet.json#/$defs/RunStatsRunFacet"
 
 
-def iso(moment: datetime) -> str:
-    """An RFC 3339 UTC timestamp as OpenLineage expects (``…Z``)."""
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
 def now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -134,7 +130,7 @@ class JobSpec:
                 owners=[ownership_job.Owner(name=name, type=kind) for name, kind in self.owners]
             ),
             "sourceCodeLocation": source_code_location_job.SourceCodeLocationJobFacet(
-                **source_code_location(self.code_file)
+                **source_code_location(self.code_file)  # type: ignore[arg-type]  # the facet's fields are all str
             ),
         }
         if self.sql:
@@ -215,7 +211,7 @@ class _Output:
     output_facets: dict[str, Any] = field(default_factory=dict)
 
 
-def schema_facet(fields: Sequence[tuple[str, str] | tuple[str, str, str]]) -> schema_dataset.SchemaDatasetFacet:
+def schema_facet(fields: Sequence[tuple[str, ...]]) -> schema_dataset.SchemaDatasetFacet:
     """A ``schema`` facet from ``(name, type[, description])`` tuples."""
     return schema_dataset.SchemaDatasetFacet(
         fields=[
@@ -241,7 +237,7 @@ class RunContext:
         self.events = events
         self.job = job
         self.parent = parent
-        self.nominal = nominal if nominal is not None else (parent.nominal if parent else None)
+        self.nominal: tuple[datetime, datetime | None] | None = nominal if nominal is not None else (parent.nominal if parent else None)
         self.run_id = str(generate_new_uuid())
         self.started_at: datetime | None = None
         self.ended_at: datetime | None = None
@@ -303,12 +299,11 @@ class RunContext:
         self.start()
         return self
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is None:
             self.complete()
         else:
             self.fail(exc)
-        return False
 
     def start(self) -> None:
         self.started_at = now()

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from collectors.emit.config import emitter_from_config, lineage_home
-from pipelines.runtime.events import EventLog, JobSpec, RunContext, iso
+from lineage_auditor.events import RunState, run_events
+from lineage_auditor.times import iso
+from pipelines.runtime.events import EventLog, JobSpec, RunContext
 from pipelines.runtime.spec import UsersOrdersSpec, WeatherSpec
 from pipelines.runtime.targets import Target, parse_target
 
@@ -134,31 +136,29 @@ class RunSummary:
 
 def summarize(run: RunContext, env: Environment, *, first_event: int, **extra: Any) -> RunSummary:
     """The summary of a finished pipeline run from its context and the events it emitted."""
-    events = env.events.events[first_event:]
-    root_ids = {run.run_id}
-    steps = []
+    raw_events = env.events.events[first_event:]
     inputs: dict[str, None] = {}
     outputs: dict[str, None] = {}
     lineage_columns: set[tuple[str, str, str]] = set()
     started: dict[str, datetime] = {}
-    for event in events:
-        if event["eventType"] == "START":
-            started[event["run"]["runId"]] = _parse_time(event["eventTime"])
-        if event["eventType"] not in ("COMPLETE", "FAIL"):
+    steps = []
+    for event in run_events(raw_events):
+        if event.event_type is RunState.START:
+            started[event.run_id] = event.time
+        if event.event_type not in (RunState.COMPLETE, RunState.FAIL):
             continue
-        for ds in event.get("inputs") or []:
-            inputs[f"{ds['namespace']}/{ds['name']}"] = None
-        for ds in event.get("outputs") or []:
-            outputs[f"{ds['namespace']}/{ds['name']}"] = None
-            for column in ((ds.get("facets") or {}).get("columnLineage") or {}).get("fields", {}):
-                lineage_columns.add((ds["namespace"], ds["name"], column))
-        if event["run"]["runId"] not in root_ids:
-            facets = event["run"].get("facets") or {}
-            begun = started.get(event["run"]["runId"])
-            took = (_parse_time(event["eventTime"]) - begun).total_seconds() if begun else 0.0
+        for ds in event.inputs:
+            inputs[str(ds.ref)] = None
+        for ds in event.outputs:
+            outputs[str(ds.ref)] = None
+            for column in (ds.facets.get("columnLineage") or {}).get("fields", {}):
+                lineage_columns.add((ds.ref.namespace, ds.ref.name, column))
+        if event.run_id != run.run_id:
+            begun = started.get(event.run_id)
+            took = (event.time - begun).total_seconds() if begun else 0.0
             steps.append(StepSummary(
-                job=event["job"]["name"], run_id=event["run"]["runId"], state=event["eventType"],
-                duration_s=round(took, 3), error=(facets.get("errorMessage") or {}).get("message"),
+                job=event.job.name, run_id=event.run_id, state=event.event_type.value,
+                duration_s=round(took, 3), error=event.error_message,
             ))
     start, end = run.nominal or (None, None)
     return RunSummary(
@@ -167,10 +167,6 @@ def summarize(run: RunContext, env: Environment, *, first_event: int, **extra: A
         target=env.target.describe(), duration_s=round(run.duration_s, 3), error=run.error,
         inputs=list(inputs), outputs=list(outputs),
         columns_with_lineage=len(lineage_columns), steps=steps,
-        events_emitted=len(events), events_undelivered=env.events.undelivered_since(first_event),
+        events_emitted=len(raw_events), events_undelivered=env.events.undelivered_since(first_event),
         **extra,
     )
-
-
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from lineage_auditor.errors import PipelineError
 from lineage_auditor.model import DatasetRef
@@ -204,7 +204,7 @@ class Target(ABC):
         return f"INSERT INTO {quote(table.name)} AS cur ({cols}) SELECT {cols} FROM {source} {conflict} {action}"
 
 
-def is_frame(data: Any) -> bool:
+def is_frame(data: Any) -> TypeGuard[Any]:
     """True for a pandas DataFrame (loaded column-wise, the fast path for big batches)."""
     return hasattr(data, "iloc") and hasattr(data, "columns")
 

@@ -8,6 +8,7 @@ length hourly arrays, the units we convert from) so a changed API fails loudly, 
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from dataclasses import dataclass, field
@@ -170,7 +171,7 @@ def fetch_hourly(locations: list[Location], day: date, *, base_url: str = DEFAUL
         for location in locations:
             url = forecast_url(base_url, location, day, end_day)
             responses.append(http.get(url, deadline=deadline,
-                                      parse=lambda r, loc=location: parse_forecast(r, loc)))
+                                      parse=functools.partial(parse_forecast, location=location)))
         return responses
     finally:
         if own_client:
