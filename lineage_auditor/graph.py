@@ -277,6 +277,20 @@ class LineageGraph:
         """Datasets fed by ``node``, nearest first; depth counts jobs crossed."""
         return self._table_walk(node, depth, self._g.successors)
 
+    def upstream_depths(self, node: DatasetRef | JobRef) -> dict[DatasetRef, int]:
+        """Every dataset that feeds ``node`` with its distance in jobs crossed (nearest 1)."""
+        if node not in self._g:
+            return {}
+        levels = _bfs_levels([node], None, self._dataset_hop(self._g.predecessors))
+        return {d: level for d, level in levels.items() if d != node and type(d) is DatasetRef}
+
+    def column_inputs(self, column: ColumnRef) -> list[Hop]:
+        """The columns one step upstream of ``column``, each with every job's transformations."""
+        if column not in self._g:
+            return []
+        sources = sorted(c for c in self._g.pred[column] if type(c) is ColumnRef)
+        return [self._hop(source, column) for source in sources]
+
     def column_upstream(self, column: ColumnRef, depth: int | None = None, *, direct_only: bool = False) -> list[ColumnRef]:
         """Columns that feed ``column``, nearest first (``direct_only``: DIRECT edges only)."""
         if column not in self._g:
@@ -417,6 +431,18 @@ class LineageGraph:
         """BFS over dataset/job nodes; a dataset-job-dataset step is one level of depth."""
         if node not in self._g:
             return []
+        hop = self._dataset_hop(step)
+        if type(node) is JobRef:
+            first = sorted(d for d in step(node) if type(d) is DatasetRef)
+            if depth is not None and depth < 1:
+                return []
+            rest = _bfs_many(first, None if depth is None else depth - 1, hop)
+            return [d for d in rest if d != node]
+        return _bfs(node, depth, hop)[1:]
+
+    @staticmethod
+    def _dataset_hop(step: Callable[[Node], Iterable[Node]]) -> Callable[[Node], Iterator[Node]]:
+        """Neighbour function from a dataset to the datasets one job away (a job: its datasets)."""
 
         def hop(n: Node) -> Iterator[Node]:
             if type(n) is JobRef:
@@ -426,13 +452,7 @@ class LineageGraph:
                 if type(job) is JobRef:
                     yield from (d for d in step(job) if type(d) is DatasetRef)
 
-        if type(node) is JobRef:
-            first = sorted(d for d in step(node) if type(d) is DatasetRef)
-            if depth is not None and depth < 1:
-                return []
-            rest = _bfs_many(first, None if depth is None else depth - 1, hop)
-            return [d for d in rest if d != node]
-        return _bfs(node, depth, hop)[1:]
+        return hop
 
     def _column_neighbours(self, adjacency: Any, direct_only: bool) -> Callable[[ColumnRef], Iterator[ColumnRef]]:
         """Neighbour function over column edges (pred or succ), optionally DIRECT only."""
@@ -461,8 +481,12 @@ def _bfs(start: Node, depth: int | None, neighbours: Callable[[Any], Iterable[An
 
 
 def _bfs_many(starts: list[Any], depth: int | None, neighbours: Callable[[Any], Iterable[Any]]) -> list[Any]:
-    seen = set(starts)
-    order = list(starts)
+    return list(_bfs_levels(starts, depth, neighbours))
+
+
+def _bfs_levels(starts: list[Any], depth: int | None, neighbours: Callable[[Any], Iterable[Any]]) -> dict[Any, int]:
+    """The one breadth-first search: every node reached, in order, with its level (starts: 0)."""
+    levels = dict.fromkeys(starts, 0)
     frontier = list(starts)
     level = 0
     while frontier and (depth is None or level < depth):
@@ -470,12 +494,11 @@ def _bfs_many(starts: list[Any], depth: int | None, neighbours: Callable[[Any], 
         found = set()
         for node in frontier:
             for other in neighbours(node):
-                if other not in seen:
-                    seen.add(other)
+                if other not in levels and other not in found:
                     found.add(other)
         frontier = sorted(found)
-        order.extend(frontier)
-    return order
+        levels.update(dict.fromkeys(frontier, level))
+    return levels
 
 
 def _facet_attrs(facets: Mapping[str, Any]) -> dict[str, Any]:

@@ -102,35 +102,19 @@ def _concerns(finding: Any, dataset: DatasetRef, graph: LineageGraph) -> bool:
 
 
 def _provenance(graph: LineageGraph, dataset: DatasetRef, upstream: list[DatasetRef], current: list[Any]) -> dict[str, Any]:
-    depth = {}
-    frontier = [dataset]
-    level = 0
-    while frontier:
-        level += 1
-        nxt = []
-        for d in frontier:
-            for up in graph.upstream(d, depth=1):
-                if up not in depth:
-                    depth[up] = level
-                    nxt.append(up)
-        frontier = nxt
+    depth = graph.upstream_depths(dataset)
     roots = set(graph.root_sources(dataset))
     jobs = sorted({j for d in [dataset, *upstream] for j in graph.producers(d)})
     columns = []
     for col in current:
-        sources = []
-        for src in sorted(graph.nx.pred[col]):
-            if not hasattr(src, "field"):
-                continue
-            keyed = graph.nx.succ[src][col]
-            ts = set().union(*(data["transformations"] for data in keyed.values()))
-            sources.append({
-                "column": f"{src.dataset.name}.{src.field}",
-                "transformations": sorted(f"{t.type}/{t.subtype}" + (" masked" if t.masking else "") for t in ts),
-                "direct": any(t.type == DIRECT for t in ts),
-                "jobs": sorted(str(j) for j in keyed),
-            })
-        producing = sorted({j for s in graph.nx.pred[col] if hasattr(s, "field") for j in graph.nx.succ[s][col]})
+        inputs = graph.column_inputs(col)
+        sources = [{
+            "column": f"{hop.source.dataset.name}.{hop.source.field}",
+            "transformations": sorted(f"{t.type}/{t.subtype}" + (" masked" if t.masking else "") for t in hop.transformations),
+            "direct": any(t.type == DIRECT for t in hop.transformations),
+            "jobs": sorted(str(j) for j in hop.jobs),
+        } for hop in inputs]
+        producing = sorted({j for hop in inputs for j in hop.jobs})
         sql = "\n\n".join(str(graph.info(j).get("sql") or "") for j in producing if graph.info(j).get("sql"))
         columns.append({
             "name": col.field, "type": graph.info(col).get("type"),

@@ -157,6 +157,22 @@ def test_upstream_and_downstream_of_a_job(graph: LineageGraph) -> None:
     assert graph.downstream(JOB1) == [USER_REV, FEATURES]
 
 
+def test_upstream_depths_count_jobs_crossed(graph: LineageGraph) -> None:
+    assert graph.upstream_depths(FEATURES) == {USER_REV: 1, RAW_USERS: 2, STG_ORDERS: 2, RAW_ORDERS: 3}
+    assert graph.upstream_depths(RAW_ORDERS) == {}
+    assert graph.upstream_depths(DatasetRef(NS, "not.there")) == {}
+
+
+def test_column_inputs_merge_every_jobs_transformations(graph: LineageGraph) -> None:
+    hops = graph.column_inputs(col(USER_REV, "revenue"))
+    by_source = {hop.source: hop for hop in hops}
+    assert by_source[col(STG_ORDERS, "amount")].transformations == (AGG,)
+    assert by_source[col(STG_ORDERS, "amount")].jobs == (JOB1,)
+    # dataset-level inputs reach every output column as INDIRECT edges
+    assert set(by_source[col(RAW_USERS, "id")].transformations) == {T_JOIN, T_GROUP}
+    assert graph.column_inputs(col(RAW_ORDERS, "id")) == []
+
+
 def test_unknown_node_has_no_lineage(graph: LineageGraph) -> None:
     nowhere = DatasetRef(NS, "nowhere")
     assert graph.upstream(nowhere) == []
