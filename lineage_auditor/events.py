@@ -25,7 +25,7 @@ from typing import Any
 from lineage_auditor.errors import EventError
 from lineage_auditor.facets import lineage_from_facet
 from lineage_auditor.model import DatasetLineage, DatasetRef, JobRef, dataset_ref
-from lineage_auditor.times import parse_time, time_key
+from lineage_auditor.times import iso, parse_time, time_key
 
 MODEL_VERSION = 1
 MAX_FIELD_DEPTH = 64  # nested schema fields deeper than this are refused, not recursed into
@@ -171,6 +171,80 @@ class RunEvent:
             yield "input", ds
         for ds in self.outputs:
             yield "output", ds
+
+
+@dataclass(slots=True)
+class Run:
+    """One run as its events told it: the one run type the graph, the audit view and reports share.
+
+    ``state`` is that of the run's latest event by time (start before end at one instant),
+    whatever order the events arrived in; ``started_at`` is the earliest START (the earliest
+    event when no START was seen), ``ended_at`` the latest final event. The owner folds the
+    run's events in with :meth:`add`.
+    """
+
+    run_id: str
+    job: JobRef
+    state: RunState = RunState.OTHER
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error: str = ""
+    facets: dict[str, Any] = field(default_factory=dict)
+    inputs: list[DatasetRef] = field(default_factory=list)
+    outputs: list[DatasetRef] = field(default_factory=list)
+    row_counts: dict[DatasetRef, int] = field(default_factory=dict)
+    last_order: tuple[str, int] = ("", -1)
+    start_seen: bool = field(default=False, repr=False)
+
+    @property
+    def duration_s(self) -> float | None:
+        start, end = self.started_at, self.ended_at
+        return (end - start).total_seconds() if start and end else None
+
+    def add(self, event: RunEvent) -> None:
+        """Fold one of the run's events in (any arrival order gives the same run)."""
+        if event.order >= self.last_order and event.event_type is not RunState.OTHER:
+            self.state = event.event_type
+        self.last_order = max(self.last_order, event.order)
+        self._add_times(event)
+        if event.error_message:
+            self.error = event.error_message
+        if event.run_facets:
+            self.facets = merge_facets(self.facets, event.run_facets)
+        for ds in event.inputs:
+            if ds.ref not in self.inputs:
+                self.inputs.append(ds.ref)
+        for ds in event.outputs:
+            if ds.ref not in self.outputs:
+                self.outputs.append(ds.ref)
+            if ds.row_count is not None:
+                self.row_counts[ds.ref] = ds.row_count
+
+    def _add_times(self, event: RunEvent) -> None:
+        if event.event_type is RunState.START:
+            earlier = self.start_seen and self.started_at is not None and self.started_at < event.time
+            self.started_at = self.started_at if earlier else event.time
+            self.start_seen = True
+        elif not self.start_seen and (self.started_at is None or event.time < self.started_at):
+            self.started_at = event.time
+        if event.event_type.final and (self.ended_at is None or event.time > self.ended_at):
+            self.ended_at = event.time
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "job": str(self.job), "state": self.state.value,
+            "started_at": iso(self.started_at) if self.started_at else "",
+            "ended_at": iso(self.ended_at) if self.ended_at else "",
+            "duration_s": self.duration_s,
+            "error": self.error, "outputs": [str(d) for d in self.outputs],
+            "row_counts": {str(d): n for d, n in self.row_counts.items()},
+        }
+
+
+def merge_facets(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Facets of a later event win key by key; earlier keys stay; ``_deleted`` removes one."""
+    merged = {**(old or {}), **(new or {})}
+    return {k: v for k, v in merged.items() if not (isinstance(v, Mapping) and v.get("_deleted") is True)}
 
 
 def is_static_event(raw: Any) -> bool:

@@ -24,14 +24,13 @@ and each job keeps the ids of every run it has seen.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Union
 
 import networkx as nx
 
-from lineage_auditor.events import EventDataset, RunEvent, RunState, as_run_events, sort_events
+from lineage_auditor.events import EventDataset, Run, RunEvent, as_run_events, merge_facets, sort_events
 from lineage_auditor.model import (
     DIRECT,
     ColumnRef,
@@ -51,34 +50,6 @@ MEMBER = "member"
 
 
 Node = Union[DatasetRef, ColumnRef, JobRef]
-
-
-@dataclass(frozen=True, slots=True)
-class RunInfo:
-    """One run of a job as its events told it: id, latest state, start and end, run facets.
-
-    ``state`` is that of the run's latest event by time (start before end at one instant),
-    whatever order the events arrived in.
-    """
-
-    run_id: str
-    state: RunState
-    start_time: datetime | None = None
-    end_time: datetime | None = None
-    facets: Mapping[str, Any] = field(default_factory=dict)
-    last_order: tuple[str, int] = ("", -1)
-
-    def with_event(self, event: RunEvent) -> "RunInfo":
-        """This run after one more of its events."""
-        newer = event.order >= self.last_order and event.event_type is not RunState.OTHER
-        return replace(
-            self,
-            state=event.event_type if newer else self.state,
-            last_order=max(self.last_order, event.order),
-            start_time=_earliest(self.start_time, event.time) if event.event_type is RunState.START else self.start_time,
-            end_time=_latest(self.end_time, event.time) if event.event_type.final else self.end_time,
-            facets=_merged(self.facets, event.run_facets),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +110,7 @@ class LineageGraph:
         """Apply one RunEvent; a newer run of the same job replaces that job's edges."""
         job = event.job
         self._record_run(event)
-        facets = _merged(self._g.nodes[job].get("facets"), event.job_facets)
+        facets = merge_facets(self._g.nodes[job].get("facets"), event.job_facets)
         self.add_job(job, facets=facets, **_facet_attrs(event.job_facets))
         inputs = [self._add_event_dataset(d) for d in event.inputs]
         outputs = [self._add_event_dataset(d) for d in event.outputs]
@@ -235,7 +206,7 @@ class LineageGraph:
         nodes = self._g.nodes
         return sorted(cols, key=lambda c: (nodes[c].get("position", 1 << 30), c.field))
 
-    def latest_run(self, job: JobRef) -> RunInfo | None:
+    def latest_run(self, job: JobRef) -> Run | None:
         """The job's most recent run (state, start/end time, run facets), if events said so."""
         runs = self._g.nodes[job].get("runs", ()) if job in self._g else ()
         return runs[-1] if runs else None
@@ -397,21 +368,20 @@ class LineageGraph:
         """Keep every run; a run we have not seen before replaces the job's edges."""
         job = event.job
         self.add_job(job)
-        runs: tuple[RunInfo, ...] = self._g.nodes[job].get("runs", ())
-        if runs and runs[-1].run_id == event.run_id:
-            runs = runs[:-1] + (runs[-1].with_event(event),)
-        else:
+        runs: tuple[Run, ...] = self._g.nodes[job].get("runs", ())
+        if not runs or runs[-1].run_id != event.run_id:
             if runs:
                 self.remove_job_edges(job)
-            runs = runs + (RunInfo(event.run_id, event.event_type).with_event(event),)
-        self.add_job(job, runs=runs)
+            runs = runs + (Run(event.run_id, job),)
+            self.add_job(job, runs=runs)
+        runs[-1].add(event)
 
     def _add_event_dataset(self, data: EventDataset) -> DatasetRef:
         """A dataset from an event, with its schema, tags, owners and description."""
         ds = data.ref
         facets = data.all_facets
         prev = self._g.nodes[ds].get("facets") if ds in self._g else None
-        self.add_dataset(ds, facets=_merged(prev, facets), **_facet_attrs(facets))
+        self.add_dataset(ds, facets=merge_facets(prev, facets), **_facet_attrs(facets))
         for pos, schema_field in enumerate(data.schema or ()):
             col_attrs: dict[str, Any] = {"position": pos}
             if schema_field.type:
@@ -514,17 +484,3 @@ def _facet_attrs(facets: Mapping[str, Any]) -> dict[str, Any]:
     if "sql" in facets:
         attrs["sql"] = (facets["sql"] or {}).get("query", "")
     return attrs
-
-
-def _merged(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Facets of a later event win key by key; earlier keys stay; ``_deleted`` removes one."""
-    merged = {**(old or {}), **(new or {})}
-    return {k: v for k, v in merged.items() if not (isinstance(v, Mapping) and v.get("_deleted") is True)}
-
-
-def _earliest(a: datetime | None, b: datetime) -> datetime:
-    return b if a is None or b < a else a
-
-
-def _latest(a: datetime | None, b: datetime) -> datetime:
-    return b if a is None or b > a else a

@@ -394,7 +394,7 @@ def test_events_give_tags_owners_docs_and_run_state() -> None:
     assert g.info(LOAD)["sql"] == "SELECT 1"
     load_run = g.latest_run(LOAD)
     assert (load_run.run_id, load_run.state) == ("r1", "COMPLETE")
-    assert (load_run.start_time, load_run.end_time) == (parse_time("2024-05-01T10:00:00Z"), parse_time("2024-05-01T10:00:05Z"))
+    assert (load_run.started_at, load_run.ended_at) == (parse_time("2024-05-01T10:00:00Z"), parse_time("2024-05-01T10:00:05Z"))
     assert load_run.facets == {"nominalTime": {"nominalStartTime": "x"}}
     assert g.latest_run(BUILD).state == "FAIL"
     assert g.latest_run(JobRef(PIPE, "never-ran")) is None

@@ -154,7 +154,7 @@ def _answers(address: str) -> dict:
         "datasets": graph.datasets(),
         "edges": sorted(map(repr, graph.column_edges())),
         "columns": graph.columns(table),
-        "latest": {str(j): (r.run_id, r.state.value, r.start_time, r.end_time) for j in graph.jobs() if (r := graph.latest_run(j))},
+        "latest": {str(j): (r.run_id, r.state.value, r.started_at, r.ended_at) for j in graph.jobs() if (r := graph.latest_run(j))},
         "runs": [r.to_json() for r in view.runs()],
         "versions": [(v.version, [f.name for f in v.fields], v.run_id, v.schema_hash) for v in view.dataset_versions(table)],
     }

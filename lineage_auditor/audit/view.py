@@ -9,12 +9,13 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from lineage_auditor.events import (
     EventDataset,
+    Run,
     RunEvent,
     RunState,
     SchemaField,
@@ -24,7 +25,6 @@ from lineage_auditor.events import (
 )
 from lineage_auditor.graph import LineageGraph
 from lineage_auditor.model import DatasetRef, JobRef
-from lineage_auditor.times import iso
 
 
 @dataclass
@@ -38,53 +38,6 @@ class DatasetVersion:
     created_at: datetime
     lifecycle: Mapping[str, Any] | None = None  # lifecycleStateChange facet of that event
     schema_hash: str = ""
-
-
-@dataclass
-class RunRecord:
-    """One run as its events told it; ``state`` is that of its latest event by time."""
-
-    run_id: str
-    job: JobRef
-    state: RunState = RunState.OTHER
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    error: str = ""
-    inputs: list[DatasetRef] = field(default_factory=list)
-    outputs: list[DatasetRef] = field(default_factory=list)
-    row_counts: dict[DatasetRef, int] = field(default_factory=dict)
-    last_order: tuple[str, int] = ("", -1)
-    _start_seen: bool = field(default=False, repr=False)
-
-    @property
-    def duration_s(self) -> float | None:
-        start, end = self.started_at, self.ended_at
-        return (end - start).total_seconds() if start and end else None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id, "job": str(self.job), "state": self.state.value,
-            "started_at": iso(self.started_at) if self.started_at else "",
-            "ended_at": iso(self.ended_at) if self.ended_at else "",
-            "duration_s": self.duration_s,
-            "error": self.error, "outputs": [str(d) for d in self.outputs],
-            "row_counts": {str(d): n for d, n in self.row_counts.items()},
-        }
-
-    def add(self, event: RunEvent) -> None:
-        """Fold one of the run's events in (any arrival order gives the same record)."""
-        if event.order >= self.last_order and event.event_type is not RunState.OTHER:
-            self.state = event.event_type
-        self.last_order = max(self.last_order, event.order)
-        if event.event_type is RunState.START:
-            self.started_at = event.time if not self._start_seen or self.started_at is None else min(self.started_at, event.time)
-            self._start_seen = True
-        elif not self._start_seen:
-            self.started_at = event.time if self.started_at is None else min(self.started_at, event.time)
-        if event.event_type.final and (self.ended_at is None or event.time > self.ended_at):
-            self.ended_at = event.time
-        if event.error_message:
-            self.error = event.error_message
 
 
 @dataclass
@@ -102,7 +55,7 @@ class AuditView:
 
     def __init__(self) -> None:
         self._versions: dict[DatasetRef, list[DatasetVersion]] = {}
-        self._runs: dict[str, RunRecord] = {}
+        self._runs: dict[str, Run] = {}
         self._quality: dict[DatasetRef, list[QualitySample]] = {}
         self._last_hash: dict[DatasetRef, str] = {}
         self._last_fields: dict[DatasetRef, Any] = {}
@@ -118,21 +71,15 @@ class AuditView:
         """Fold one event in; schema versions assume events come oldest first."""
         run = self._runs.get(event.run_id)
         if run is None:
-            run = self._runs[event.run_id] = RunRecord(event.run_id, event.job)
+            run = self._runs[event.run_id] = Run(event.run_id, event.job)
         run.add(event)
         for ds in event.inputs:
-            if ds.ref not in run.inputs:
-                run.inputs.append(ds.ref)
             self._add_quality(ds, event)
         for ds in event.outputs:
-            if ds.ref not in run.outputs:
-                run.outputs.append(ds.ref)
             self._add_version(ds, event)
             rows = ds.row_count
-            if rows is not None:
-                run.row_counts[ds.ref] = rows
-                if event.event_type.final:
-                    self._quality.setdefault(ds.ref, []).append(QualitySample(event.run_id, event.time, rows, {}))
+            if rows is not None and event.event_type.final:
+                self._quality.setdefault(ds.ref, []).append(QualitySample(event.run_id, event.time, rows, {}))
 
     # ------------------------------------------------------------------ queries
 
@@ -140,12 +87,12 @@ class AuditView:
         """Schema versions of a dataset, oldest first."""
         return list(self._versions.get(dataset, []))
 
-    def runs(self, job: JobRef | None = None) -> list[RunRecord]:
+    def runs(self, job: JobRef | None = None) -> list[Run]:
         """Runs (oldest first), of one job or all."""
         found = [r for r in self._runs.values() if job is None or r.job == job]
         return sorted(found, key=lambda r: (r.started_at is not None, r.started_at or _NEVER, r.run_id))
 
-    def runs_writing(self, dataset: DatasetRef) -> list[RunRecord]:
+    def runs_writing(self, dataset: DatasetRef) -> list[Run]:
         """Runs that wrote ``dataset``, oldest first."""
         return [r for r in self.runs() if dataset in r.outputs]
 
