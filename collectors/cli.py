@@ -146,9 +146,9 @@ def show_command(
     embedded = open_embedded(store)
     if embedded is not None:  # the current graph is each job's latest run: read only those
         with embedded:
-            graph = LineageGraph.from_events(run_events(embedded.latest_run_events(), skipped))
+            graph = LineageGraph.from_events(run_events(embedded.latest_run_events(), skipped), skipped)
     else:
-        graph = LineageGraph.from_events(read_events(store, skipped))
+        graph = LineageGraph.from_events(read_events(store, skipped), skipped)
     if skipped.count:
         click.echo(f"warning: {skipped.summary()}", err=True)
     source = describe_source(store)

@@ -102,7 +102,7 @@ def _file_events(path: Path, skipped: SkippedEvents | None) -> Iterator[RunEvent
         if is_static_event(raw):
             continue
         try:
-            event = from_openlineage(raw)
+            event = from_openlineage(raw, strict=False)
             if event.identity not in seen:
                 seen.add(event.identity)
                 yield event

@@ -49,7 +49,7 @@ def _load(store: str | None, config: AuditConfig, dataset: str | None = None) ->
     with console.status(f"reading lineage from {describe_source(spec)}", spinner="dots"):
         embedded = open_embedded(spec)
         if embedded is None:
-            graph, view, count = load_lineage(read_events(spec, skipped))
+            graph, view, count = load_lineage(read_events(spec, skipped), skipped)
         else:
             with embedded:
                 graph, view, count = load_scoped(embedded, config, dataset, skipped)

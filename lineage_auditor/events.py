@@ -97,6 +97,7 @@ class EventDataset:
     facets: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     input_facets: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     output_facets: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    where: str = ""  # its place in the event ("outputs[0]"), for errors found when read
 
     @cached_property
     def all_facets(self) -> Mapping[str, Any]:
@@ -117,9 +118,16 @@ class EventDataset:
         return (self.facets.get("schema") or {}).get("fields")
 
     def column_lineage(self) -> DatasetLineage | None:
-        """The ``columnLineage`` facet as the model, or None."""
+        """The ``columnLineage`` facet as the model, or None; EventError when it is malformed.
+
+        A reader checks the facet's content here, when it is used, not when the event is read:
+        it is most of a big event's bytes and most readers use it of each job's latest run only.
+        """
         facet = self.facets.get("columnLineage")
-        return lineage_from_facet(self.ref, facet) if facet else None
+        if not facet:
+            return None
+        _check_column_lineage(facet, f"{self.where}.facets.columnLineage")
+        return lineage_from_facet(self.ref, facet)
 
     @property
     def row_count(self) -> int | None:
@@ -253,10 +261,13 @@ def is_static_event(raw: Any) -> bool:
         isinstance(raw.get("job"), dict) and "eventType" not in raw))
 
 
-def from_openlineage(raw: Any) -> RunEvent:
+def from_openlineage(raw: Any, *, strict: bool = True) -> RunEvent:
     """Validate one RunEvent (JSON already decoded) and build its typed form.
 
     Raises :class:`EventError` naming the path of the first value with the wrong shape.
+    ``strict`` (what a store checks at its door) includes the content of ``columnLineage``
+    facets; readers pass ``strict=False`` and meet a malformed one in
+    :meth:`EventDataset.column_lineage`.
     """
     obj = _object(raw, "event")
     time_text = obj.get("eventTime")
@@ -279,8 +290,8 @@ def from_openlineage(raw: Any) -> RunEvent:
         job=JobRef(_text(job, "namespace", "job"), _text(job, "name", "job", required=True)),
         run_facets=_facets(run.get("facets"), "run.facets"),
         job_facets=_facets(job.get("facets"), "job.facets"),
-        inputs=_datasets(obj.get("inputs"), "inputs"),
-        outputs=_datasets(obj.get("outputs"), "outputs"),
+        inputs=_datasets(obj.get("inputs"), "inputs", strict),
+        outputs=_datasets(obj.get("outputs"), "outputs", strict),
         producer=str(obj.get("producer") or ""),
         raw=obj,
     )
@@ -297,7 +308,7 @@ def run_events(raws: Iterable[Any], on_skip: Callable[[EventError], None] | None
         if is_static_event(raw):
             continue
         try:
-            yield from_openlineage(raw)
+            yield from_openlineage(raw, strict=False)
         except EventError as exc:
             if on_skip is None:
                 raise
@@ -310,7 +321,7 @@ def as_run_events(events: Iterable[RunEvent | Mapping[str, Any]]) -> Iterator[Ru
         if isinstance(event, RunEvent):
             yield event
         elif not is_static_event(event):
-            yield from_openlineage(event)
+            yield from_openlineage(event, strict=False)
 
 
 def sort_events(events: Iterable[RunEvent]) -> list[RunEvent]:
@@ -361,18 +372,18 @@ def _list(value: Any, path: str) -> list[Any]:
     return value
 
 
-def _datasets(value: Any, path: str) -> tuple[EventDataset, ...]:
+def _datasets(value: Any, path: str, strict: bool) -> tuple[EventDataset, ...]:
     out = []
     for i, item in enumerate(_list(value, path)):
         where = f"{path}[{i}]"
         obj = _object(item, where)
         ref = dataset_ref(_text(obj, "namespace", where), _text(obj, "name", where, required=True))
         facets = _facets(obj.get("facets"), f"{where}.facets")
-        _check_dataset_facets(facets, f"{where}.facets")
+        _check_dataset_facets(facets, f"{where}.facets", strict)
         input_facets = _facets(obj.get("inputFacets"), f"{where}.inputFacets")
         output_facets = _facets(obj.get("outputFacets"), f"{where}.outputFacets")
         _check_stats(input_facets, output_facets, where)
-        out.append(EventDataset(ref, facets, input_facets, output_facets))
+        out.append(EventDataset(ref, facets, input_facets, output_facets, where))
     return tuple(out)
 
 
@@ -387,12 +398,12 @@ def _facets(value: Any, path: str) -> Mapping[str, Any]:
     return facets
 
 
-def _check_dataset_facets(facets: Mapping[str, Any], path: str) -> None:
+def _check_dataset_facets(facets: Mapping[str, Any], path: str, strict: bool) -> None:
     schema = facets.get("schema")
     if schema is not None:
         _check_fields(schema.get("fields"), f"{path}.schema.fields", 0)
     lineage = facets.get("columnLineage")
-    if lineage is not None:
+    if lineage is not None and strict:
         _check_column_lineage(lineage, f"{path}.columnLineage")
     owners = facets.get("ownership")
     if owners is not None:
@@ -405,6 +416,8 @@ def _check_dataset_facets(facets: Mapping[str, Any], path: str) -> None:
 
 
 def _check_fields(value: Any, path: str, depth: int) -> None:
+    if _good_fields(value, depth):
+        return
     if depth > MAX_FIELD_DEPTH:
         raise EventError(f"{path}: nested deeper than {MAX_FIELD_DEPTH} levels")
     for i, item in enumerate(_list(value, path)):
@@ -418,13 +431,65 @@ def _check_fields(value: Any, path: str, depth: int) -> None:
             _check_fields(obj["fields"], f"{where}.fields", depth + 1)
 
 
+def _good_fields(value: Any, depth: int) -> bool:
+    """The fast check of schema fields (exact JSON types); a False is explained by the slow one."""
+    if depth > MAX_FIELD_DEPTH or not (value is None or type(value) is list):
+        return False
+    for item in value or ():
+        if type(item) is not dict:
+            return False
+        name, kind, text = item.get("name"), item.get("type"), item.get("description")
+        if type(name) is not str or not name:
+            return False
+        if (kind is not None and type(kind) is not str) or (text is not None and type(text) is not str):
+            return False
+        nested = item.get("fields")
+        if nested is not None and not _good_fields(nested, depth + 1):
+            return False
+    return True
+
+
 def _check_column_lineage(facet: Mapping[str, Any], path: str) -> None:
+    """Column lineage is most of a big event's bytes: a fast check first, the explaining one on failure."""
+    if _good_column_lineage(facet):
+        return
     fields = facet.get("fields")
     if fields is not None:
         for name, spec in _object(fields, f"{path}.fields").items():
             where = f"{path}.fields.{name}"
             _check_input_fields(_object(spec, where).get("inputFields"), f"{where}.inputFields")
     _check_input_fields(facet.get("dataset"), f"{path}.dataset")
+
+
+def _good_column_lineage(facet: Mapping[str, Any]) -> bool:
+    fields = facet.get("fields")
+    if fields is not None:
+        if type(fields) is not dict:
+            return False
+        for spec in fields.values():
+            if type(spec) is not dict or not _good_input_fields(spec.get("inputFields")):
+                return False
+    return _good_input_fields(facet.get("dataset"))
+
+
+def _good_input_fields(value: Any) -> bool:
+    """True when every input field is well formed (exact JSON types; anything else is explained)."""
+    if value is None:
+        return True
+    if type(value) is not list:
+        return False
+    for item in value:
+        if type(item) is not dict:
+            return False
+        namespace, name, column = item.get("namespace"), item.get("name"), item.get("field")
+        if not (namespace is None or type(namespace) is str) or type(name) is not str or type(column) is not str:
+            return False
+        if not name or not column:
+            return False
+        steps = item.get("transformations")
+        if steps is not None and (type(steps) is not list or any(type(t) is not dict for t in steps)):
+            return False
+    return True
 
 
 def _check_input_fields(value: Any, path: str) -> None:

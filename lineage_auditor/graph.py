@@ -30,6 +30,7 @@ from typing import Any, Union
 
 import networkx as nx
 
+from lineage_auditor.errors import EventError
 from lineage_auditor.events import EventDataset, Run, RunEvent, as_run_events, merge_facets, sort_events
 from lineage_auditor.model import (
     DIRECT,
@@ -99,15 +100,20 @@ class LineageGraph:
         return graph
 
     @classmethod
-    def from_events(cls, events: Iterable[RunEvent | Mapping[str, Any]]) -> "LineageGraph":
+    def from_events(cls, events: Iterable[RunEvent | Mapping[str, Any]],
+                    on_skip: Callable[[EventError], None] | None = None) -> "LineageGraph":
         """Replay run events in event-time order (raw OpenLineage dicts are validated first)."""
         graph = cls()
         for event in sort_events(as_run_events(events)):
-            graph.add_event(event)
+            graph.add_event(event, on_skip)
         return graph
 
-    def add_event(self, event: RunEvent) -> None:
-        """Apply one RunEvent; a newer run of the same job replaces that job's edges."""
+    def add_event(self, event: RunEvent, on_skip: Callable[[EventError], None] | None = None) -> None:
+        """Apply one RunEvent; a newer run of the same job replaces that job's edges.
+
+        A malformed ``columnLineage`` facet raises, or with ``on_skip`` is reported there and
+        left out: the rest of the event (its run, datasets and schemas) still counts.
+        """
         job = event.job
         self._record_run(event)
         facets = merge_facets(self._g.nodes[job].get("facets"), event.job_facets)
@@ -116,7 +122,13 @@ class LineageGraph:
         outputs = [self._add_event_dataset(d) for d in event.outputs]
         self.add_io(job, inputs, outputs)
         for out in event.outputs:
-            lineage = out.column_lineage()
+            try:
+                lineage = out.column_lineage()
+            except EventError as exc:
+                if on_skip is None:
+                    raise
+                on_skip(EventError(f"{exc.message} (column lineage of {job} run {event.run_id} left out)"))
+                continue
             if lineage is not None:
                 self.add_dataset_lineage(job, lineage)
 

@@ -241,3 +241,31 @@ def test_bad_store_input_is_one_clear_line_and_exit_2(tmp_path: Path, kind: str)
     lines = [line for line in done.stderr.splitlines() if line.strip() and ("error" in line or "warning" in line)]
     assert len(lines) == 1, done.stderr
     assert ("e.ndjson:2" in lines[0]) if address.startswith("file:") else (address.split(":", 1)[1] in lines[0])
+
+
+def test_malformed_column_lineage_costs_only_that_lineage(tmp_path: Path) -> None:
+    """A reader keeps the run, datasets and schema of an event whose column lineage is bad,
+    leaves that lineage out and says so; the embedded store refuses such an event at the door."""
+    from lineage_auditor.errors import EventError
+    from lineage_auditor.model import ColumnRef
+    from collectors.sources import SkippedEvents
+
+    events = _events()
+    bad = events[3]  # run B's COMPLETE: the latest run of build_ab
+    bad["outputs"][0]["facets"]["columnLineage"]["fields"]["b"]["inputFields"] = [{"namespace": NS, "name": "wh.raw.source"}]
+    path = tmp_path / "events.ndjson"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+
+    skipped = SkippedEvents()
+    graph, view, count = load_lineage(read_events(f"file:{path}", skipped), skipped)
+    assert count == len(events)
+    assert skipped.count == 1 and "inputFields[0].field: missing" in skipped.reasons[0], skipped.reasons
+    table = DatasetRef(NS, TABLE)
+    assert [c.field for c in graph.columns(table)] == ["a", "b"]  # the schema still counts
+    # run B's START carries valid lineage: only the COMPLETE event's was left out
+    assert graph.column_upstream(ColumnRef(table, "b")) == [ColumnRef(DatasetRef(NS, "wh.raw.source"), "b")]
+    assert graph.latest_run(graph.jobs()[0]).run_id.endswith("b")
+    assert [v.version for v in view.dataset_versions(table)] == [1, 2]
+
+    with EmbeddedStore(tmp_path / "door.db") as store, pytest.raises(EventError, match="inputFields\\[0\\].field: missing"):
+        store.add_event(bad)

@@ -121,7 +121,7 @@ def load_scoped(
     OpenLineage (a store written by another tool) go to ``on_skip``.
     """
     with gc_paused():
-        graph = LineageGraph.from_events(run_events(source.latest_run_events(), on_skip))
+        graph = LineageGraph.from_events(run_events(source.latest_run_events(), on_skip), on_skip)
         try:
             targets = resolve_targets(graph, config, dataset)
         except LineageAuditError:

@@ -7,12 +7,13 @@ checks the same answers: whatever can list its events can be audited.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from lineage_auditor.errors import EventError
 from lineage_auditor.events import (
     EventDataset,
     Run,
@@ -189,8 +190,13 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def load_lineage(events: Iterable[RunEvent | Mapping[str, Any]]) -> tuple[LineageGraph, AuditView, int]:
-    """One pass over a store's events, oldest first: the graph, the view and the count."""
+def load_lineage(events: Iterable[RunEvent | Mapping[str, Any]],
+                 on_skip: Callable[[EventError], None] | None = None) -> tuple[LineageGraph, AuditView, int]:
+    """One pass over a store's events, oldest first: the graph, the view and the count.
+
+    ``on_skip`` hears about column lineage left out because it is malformed (see
+    :meth:`LineageGraph.add_event`); without it that raises.
+    """
     with gc_paused():
         view = AuditView()
         latest = LatestRuns()
@@ -199,4 +205,4 @@ def load_lineage(events: Iterable[RunEvent | Mapping[str, Any]]) -> tuple[Lineag
             view.add_event(event)
             latest.add(event)
             count += 1
-        return LineageGraph.from_events(latest.events()), view, count
+        return LineageGraph.from_events(latest.events(), on_skip), view, count
