@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from lineage_auditor.errors import LineageAuditError
+from pipelines.dsl.cli import COMMANDS as DSL_COMMANDS
 from pipelines.sources.cli import COMMANDS as SOURCE_COMMANDS
 
 LINEAGE_HELP = "Where lineage goes: embedded[:PATH] | marquez:URL | http:URL | file:PATH | console | none " \
@@ -296,4 +297,4 @@ def _print_demo(result: Any) -> None:
             console.print(f"[red]error[/red] {run.pipeline}: {run.error}", highlight=False)
 
 
-COMMANDS = [run_group, demo_command, *SOURCE_COMMANDS]
+COMMANDS = [run_group, demo_command, *SOURCE_COMMANDS, *DSL_COMMANDS]

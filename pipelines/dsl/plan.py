@@ -1,0 +1,366 @@
+"""What a spec will do before it runs: steps in order, datasets read and written, column lineage.
+
+The planner is also the spec's reference checker: step ids are unique, ``depends_on`` and
+``load.from`` name steps that exist, the steps form no cycle, SQL files exist and parse, and
+every table a step reads is produced by a step it depends on or declared in ``sources``.
+All problems are collected (:class:`SpecErrors`), each at the YAML node it is about.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from lineage_auditor.errors import ConfigError
+from lineage_auditor.model import DatasetLineage, SqlLineageResult
+from lineage_auditor.sql import analyze_sql
+from lineage_auditor.sql.schema import Columns
+from pipelines.dsl.loader import LoadedSpec, SpecErrors, SpecProblem, node_at, node_position
+from pipelines.dsl.model import Pipeline, Step, StepKind, coerce_param
+from pipelines.dsl.templating import RunContext, render
+
+PRODUCERS = (StepKind.EXTRACT, StepKind.SQL, StepKind.PYTHON, StepKind.LOAD)
+
+
+@dataclass
+class StepPlan:
+    """One step as it will run: what it needs, reads and writes, and its SQL's lineage."""
+
+    id: str
+    kind: StepKind
+    depends_on: list[str]
+    reads: list[str] = field(default_factory=list)
+    writes: list[str] = field(default_factory=list)
+    sql: str = ""
+    lineage: list[DatasetLineage] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "kind": self.kind.value, "depends_on": self.depends_on,
+            "reads": self.reads, "writes": self.writes,
+            "column_lineage": {str(d.dataset.name): _fields_json(d) for d in self.lineage},
+            "checks": self.checks,
+        }
+
+
+@dataclass
+class Plan:
+    """A spec planned for one day: its steps in the order the runner takes them."""
+
+    pipeline: Pipeline
+    spec: Path
+    day: date
+    params: dict[str, Any]
+    steps: list[StepPlan]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.pipeline.id, "team": self.pipeline.team, "spec": str(self.spec),
+            "date": self.day.isoformat(), "params": {k: _jsonable(v) for k, v in self.params.items()},
+            "steps": [s.to_json() for s in self.steps],
+        }
+
+
+def plan_spec(loaded: LoadedSpec, day: date, params: Mapping[str, str] | None = None) -> Plan:
+    """Check a validated spec's references and plan it for ``day`` (``params`` override defaults)."""
+    checker = _Planner(loaded, day, dict(params or {}))
+    steps = checker.plan()
+    if checker.problems:
+        raise SpecErrors(checker.problems)
+    return Plan(loaded.pipeline, loaded.path, day, checker.params, steps)
+
+
+class _Planner:
+    def __init__(self, loaded: LoadedSpec, day: date, overrides: dict[str, str]) -> None:
+        self.loaded = loaded
+        self.spec = loaded.pipeline
+        self.problems: list[SpecProblem] = []
+        self.params = self._params(overrides)
+        self.context = RunContext(day, params=self.params, target=self.spec.target)
+        self.index = {s.id: i for i, s in enumerate(self.spec.steps)}
+        self.producer: dict[str, str] = {}  # table (lower case) -> step id
+        self.columns: dict[str, Columns] = {}
+
+    # -------------------------------------------------------------- problems
+
+    def problem(self, loc: tuple[Any, ...], message: str, *, file: str = "", line: int = 0, column: int = 0) -> None:
+        if not line:
+            line, column = node_position(self.loaded.root, loc)
+        dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        self.problems.append(SpecProblem(file or str(self.loaded.path), line, column, dotted, message))
+
+    def _params(self, overrides: dict[str, str]) -> dict[str, Any]:
+        values: dict[str, Any] = {name: p.default for name, p in self.spec.params.items()}
+        for name, text in overrides.items():
+            declared = self.spec.params.get(name)
+            if declared is None:
+                close = difflib.get_close_matches(name, list(self.spec.params), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"--param {name}: the spec declares no such parameter{hint}", file=str(self.loaded.path))
+            try:
+                values[name] = coerce_param(declared.type, text)
+            except ValueError as exc:
+                raise ConfigError(f"--param {name}: {exc}", file=str(self.loaded.path)) from None
+        return values
+
+    # -------------------------------------------------------------- planning
+
+    def plan(self) -> list[StepPlan]:
+        if not self._unique_ids():
+            return []  # references to a step id used twice cannot be resolved
+        deps = {s.id: self._deps(i, s) for i, s in enumerate(self.spec.steps)}
+        order = self._order(deps)
+        if order is None:
+            return []
+        ancestors = _ancestors(deps)
+        for table in self.spec.sources:
+            self.producer.setdefault(table.lower(), "")
+        plans = []
+        for step_id in order:
+            i = self.index[step_id]
+            plans.append(self._step(i, self.spec.steps[i], sorted(deps[step_id], key=self.index.__getitem__), ancestors[step_id]))
+        return plans
+
+    def _unique_ids(self) -> bool:
+        seen: set[str] = set()
+        unique = True
+        for i, step in enumerate(self.spec.steps):
+            if step.id in seen:
+                self.problem(("steps", i, "id"), f"step id {step.id!r} is used twice")
+                unique = False
+            seen.add(step.id)
+        return unique
+
+    def _deps(self, i: int, step: Step) -> set[str]:
+        deps = set()
+        for j, name in enumerate(step.depends_on):
+            if self._known_step(name, ("steps", i, "depends_on", j)):
+                deps.add(name)
+        if step.load is not None:
+            source = step.load.from_
+            if self._known_step(source, ("steps", i, "load", "from")):
+                kind = self.spec.steps[self.index[source]].kind
+                if kind not in PRODUCERS:
+                    self.problem(("steps", i, "load", "from"), f"step {source!r} is a {kind.value} step: it produces no data to load")
+                deps.add(source)
+        deps.discard(step.id)
+        return deps
+
+    def _known_step(self, name: str, loc: tuple[Any, ...]) -> bool:
+        if name in self.index:
+            return True
+        close = difflib.get_close_matches(name, list(self.index), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        self.problem(loc, f"no step named {name!r}{hint}")
+        return False
+
+    def _order(self, deps: dict[str, set[str]]) -> list[str] | None:
+        """Spec order wherever dependencies allow (stable, so plans diff well); None on a cycle."""
+        done: list[str] = []
+        waiting = [s.id for s in self.spec.steps]
+        waiting = list(dict.fromkeys(waiting))
+        while waiting:
+            ready = next((s for s in waiting if deps[s] <= set(done)), None)
+            if ready is None:
+                cycle = _rotated(_cycle(deps, waiting), self.index)
+                first = cycle[0]
+                self.problem(("steps", self.index[first], "depends_on"), "steps depend on each other in a cycle: " + " -> ".join(cycle + [cycle[0]]))
+                return None
+            done.append(ready)
+            waiting.remove(ready)
+        return done
+
+    def _step(self, i: int, step: Step, deps: list[str], ancestors: set[str]) -> StepPlan:
+        plan = StepPlan(step.id, step.kind, deps)
+        if step.extract is not None:
+            plan.writes.append(step.extract.into)
+            self._declare(step.extract.into, [(c.name, c.type) for c in (step.extract.http or step.extract.file or _NoColumns).columns])
+        elif step.sql is not None:
+            self._sql(i, step, plan, ancestors)
+        elif step.python is not None:
+            for j, table in enumerate(step.python.inputs):
+                self._reads(table, ("steps", i, "python", "inputs", j), ancestors, plan)
+            plan.writes.extend(step.python.outputs)
+        elif step.load is not None:
+            plan.reads.extend(t for t, p in self.producer.items() if p == step.load.from_)
+            plan.writes.append(step.load.table)
+            if step.load.contract:
+                self._declare(step.load.table, [(c.name, c.type) for c in step.load.contract])
+            else:
+                source = next((t for t, p in self.producer.items() if p == step.load.from_), None)
+                if source and source in self.columns:
+                    self.columns[step.load.table.lower()] = dict(self.columns[source])
+        elif step.check is not None:
+            self._reads(step.check.dataset, ("steps", i, "check", "dataset"), ancestors, plan)
+            plan.checks = [_check_text(c.model_dump(exclude_none=True, exclude_defaults=True)) for c in step.check.checks]
+        for table in plan.writes:
+            self.producer[table.lower()] = step.id
+        return plan
+
+    def _declare(self, table: str, columns: list[tuple[str, str]]) -> None:
+        if columns:
+            self.columns[table.lower()] = {name.lower(): kind for name, kind in columns}
+
+    def _reads(self, table: str, loc: tuple[Any, ...], ancestors: set[str], plan: StepPlan, *,
+               file: str = "", line: int = 0, column: int = 0) -> None:
+        plan.reads.append(table)
+        key = table.lower()
+        if key not in self.producer:
+            later = next((s.id for s in self.spec.steps if _writes_table(s, key)), None)
+            why = (f"step {later!r} writes it but does not run before this one (add depends_on: [{later}])" if later
+                   else "no step produces it and it is not declared in sources")
+            self.problem(loc, f"reads {table}: {why}", file=file, line=line, column=column)
+            return
+        producer = self.producer[key]
+        if producer and producer not in ancestors:
+            self.problem(loc, f"reads {table}, written by step {producer!r}, which it does not depend on "
+                              f"(add depends_on: [{producer}])", file=file, line=line, column=column)
+
+    def _sql(self, i: int, step: Step, plan: StepPlan, ancestors: set[str]) -> None:
+        assert step.sql is not None
+        folder = self.loaded.path.parent
+        loc: tuple[Any, ...] = ("steps", i, "sql", "file" if step.sql.file else "query")
+        if step.sql.file:
+            path = folder / step.sql.file
+            try:
+                text = path.read_bytes().decode("utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = "no such file" if isinstance(exc, FileNotFoundError) else f"cannot read it ({exc})"
+                self.problem(loc, f"{step.sql.file}: {reason}")
+                return
+            file, first_line, column = str(path), 1, 0
+        else:
+            text = step.sql.query
+            file = str(self.loaded.path)
+            first_line, column = node_position(self.loaded.root, loc)
+            if _is_block(self.loaded.root, loc):
+                first_line += 1
+                column = _indent(self.loaded.path, first_line) + 1
+        try:
+            plan.sql = render(text, self.context, folder=folder, file=file, line=first_line, column=column)
+        except ConfigError as exc:
+            self.problem(loc, exc.message, file=exc.file, line=exc.line or first_line, column=exc.column)
+            return
+        result = analyze_sql(plan.sql, file=file, dialect=step.sql.dialect, schema=dict(self.columns), namespace=self.spec.target)
+        self._sql_result(result, loc, plan, ancestors, file, first_line)
+
+    def _sql_result(self, result: SqlLineageResult, loc: tuple[Any, ...], plan: StepPlan, ancestors: set[str],
+                    file: str, first_line: int) -> None:
+        offset = _indent(Path(file), first_line) if file == str(self.loaded.path) else 0
+        for error in result.errors:
+            self.problem(loc, error.message, file=file, line=first_line + max(error.line - 1, 0),
+                         column=error.column + offset if error.column else 0)
+        written = {o.dataset.name.lower() for s in result.statements for o in s.outputs}
+        for statement in result.statements:
+            for ref in statement.inputs:
+                if ref.name.lower() not in written and ref.name not in plan.reads:
+                    line, column = _find(plan.sql, ref.name, statement.line)
+                    self._reads(ref.name, loc, ancestors, plan, file=file, line=first_line + line - 1,
+                                column=column + offset)
+            for out in statement.outputs:
+                if out.dataset.name not in plan.writes:
+                    plan.writes.append(out.dataset.name)
+                plan.lineage.append(out)
+                if out.fields:
+                    self.columns[out.dataset.name.lower()] = {f.name.lower(): f.type for f in out.fields}
+
+
+class _NoColumns:
+    columns: list[Any] = []
+
+
+def _writes_table(step: Step, table: str) -> bool:
+    if step.extract is not None:
+        return step.extract.into.lower() == table
+    if step.load is not None:
+        return step.load.table.lower() == table
+    if step.python is not None:
+        return table in {t.lower() for t in step.python.outputs}
+    return False  # a SQL step's outputs are known once it is analysed, in order
+
+
+def _is_block(root: Any, loc: tuple[Any, ...]) -> bool:
+    """True when the value at ``loc`` is a YAML block scalar (its text starts on the next line)."""
+    style = getattr(node_at(root, loc), "style", None)
+    return style in ("|", ">")
+
+
+def _indent(path: Path, line: int) -> int:
+    """Leading spaces of a line of a file (where a block scalar's text starts)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return 0
+    text = lines[line - 1] if 0 < line <= len(lines) else ""
+    return len(text) - len(text.lstrip(" "))
+
+
+def _find(sql: str, table: str, from_line: int) -> tuple[int, int]:
+    """1-based line and column of ``table`` in ``sql`` (searched from ``from_line``; else that line)."""
+    lines = sql.splitlines()
+    needle = table.lower()
+    for number in range(max(from_line, 1), len(lines) + 1):
+        at = lines[number - 1].lower().find(needle)
+        if at >= 0:
+            return number, at + 1
+    return max(from_line, 1), 1
+
+
+def _ancestors(deps: dict[str, set[str]]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+
+    def visit(step: str, trail: frozenset[str]) -> set[str]:
+        if step in out:
+            return out[step]
+        found: set[str] = set()
+        for dep in deps.get(step, ()):
+            if dep not in trail:
+                found |= {dep} | visit(dep, trail | {dep})
+        out[step] = found
+        return found
+
+    for step in deps:
+        visit(step, frozenset({step}))
+    return out
+
+
+def _cycle(deps: dict[str, set[str]], waiting: list[str]) -> list[str]:
+    """One cycle among the steps that could not be ordered, in dependency order."""
+    pending = set(waiting)
+    start = waiting[0]
+    path: list[str] = []
+    node = start
+    while node not in path:
+        path.append(node)
+        node = sorted(d for d in deps[node] if d in pending)[0]
+    return path[path.index(node):][::-1]
+
+
+def _rotated(cycle: list[str], index: Mapping[str, int]) -> list[str]:
+    """The cycle starting at the step that comes first in the spec."""
+    first = min(range(len(cycle)), key=lambda i: index[cycle[i]])
+    return cycle[first:] + cycle[:first]
+
+
+def _check_text(check: dict[str, Any]) -> str:
+    severity = check.pop("severity", "error")
+    kind, value = next(iter(check.items()))
+    return f"{kind} {value}" + (f" [{severity}]" if severity != "error" else "")
+
+
+def _fields_json(lineage: DatasetLineage) -> dict[str, Any]:
+    return {
+        f.name: [{"from": f"{i.column.dataset.name}.{i.column.field}",
+                  "transformations": [f"{t.type}/{t.subtype}" + (" masked" if t.masking else "") for t in i.transformations]}
+                 for i in f.inputs]
+        for f in lineage.fields
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
