@@ -178,3 +178,56 @@ def test_attempts_are_bounded_in_both(user):
         with pytest.raises(error, match="HTTP 502"):
             make(server, [])()
         assert len(server.requests) == 3
+
+
+# ---------------------------------------------------------------- fail fast on a server that never answers
+
+
+@contextmanager
+def silent_server() -> Iterator[tuple[str, list[socket.socket]]]:
+    """Accepts every connection, reads nothing, answers nothing."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            accepted.append(conn)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", accepted
+    finally:
+        stop.set()
+        thread.join()
+        for conn in accepted:
+            conn.close()
+        listener.close()
+
+
+def test_a_server_that_never_answers_costs_one_timeout_per_run(home):
+    timeout = 0.5
+    with silent_server() as (url, accepted):
+        started = time.monotonic()
+        transport = HttpTransport({"url": url, "timeout": timeout})
+        with LineageEmitter(transport, home / "spool", cooldown=0) as emitter:  # no cooldown: only fail-fast helps
+            for _ in range(5):
+                for event in example_run(start=T0):
+                    emitter.emit(event)
+        elapsed = time.monotonic() - started
+        assert emitter.stats.spooled == 10 and emitter.stats.delivered == 0
+        assert elapsed < 2 * timeout, f"{elapsed:.2f}s: more than one timeout of {timeout}s"
+        assert len(accepted) == 1, "one connection, one timeout, then straight to the spool"
+
+        started = time.monotonic()
+        result = replay(Spool(home / "spool"), HttpTransport({"url": url, "timeout": timeout}))
+        assert result.delivered == 0 and result.remaining == 10 and "did not answer within 0.5s" in result.error
+        assert time.monotonic() - started < 2 * timeout

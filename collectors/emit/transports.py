@@ -98,6 +98,11 @@ class HttpTransport:
     ``compression: gzip``, ``verify``; plus ``retries``. Written here rather than wrapping
     openlineage-python's transport so that timeouts stay short and no log line (ours,
     httpx's) ever carries a URL password, API key or header.
+
+    Fail fast: a server that accepts connections and never answers costs one timeout per
+    transport (one run, one replay), not one per attempt or per event. After the first
+    timeout the send is not retried and every later send fails at once, so the emitter
+    spools the rest of the run's events without waiting.
     """
 
     def __init__(self, config: dict[str, Any], kind: str = "http", *,
@@ -116,6 +121,7 @@ class HttpTransport:
         self.retries = int(config.get("retries", HTTP_RETRIES))
         self.policy = dataclasses.replace(DELIVERY_POLICY, max_attempts=max(1, self.retries + 1), timeout=self.timeout,
                                           deadline=2 * self.timeout, max_retry_after=2 * self.timeout)
+        self._timed_out = ""  # set after the first timeout: later sends fail fast
         self._sleep = sleep
         self.gzip = str(config.get("compression") or "").lower() == "gzip"
         self.verify = config.get("verify", True)
@@ -139,6 +145,8 @@ class HttpTransport:
             return self._client
 
     def send(self, event: dict[str, Any]) -> None:
+        if self._timed_out:
+            raise DeliveryError(f"{self.describe()} {self._timed_out} earlier in this run; not waiting on it again")
         body = dumps_event(event).encode("utf-8")
         headers = {"Content-Encoding": "gzip"} if self.gzip else {}
         if self.gzip:
@@ -154,6 +162,9 @@ class HttpTransport:
                                              timeout=self._timeout(deadline.remaining()))
             except httpx.HTTPError as exc:
                 reason = retryable_reason(exc)
+                if reason == "timeout":
+                    self._timed_out = f"did not answer within {self.timeout:g}s"
+                    raise DeliveryError(f"{self.describe()} {self._timed_out}; spooling") from None
                 if reason is None:
                     raise DeliveryError(f"{self.describe()} unreachable: {type(exc).__name__}: {exc}") from None
                 raise Retryable(f"{self.describe()} unreachable: {type(exc).__name__}: {exc}") from None
