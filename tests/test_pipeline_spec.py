@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from lineage_auditor.cli import _register, cli
 from lineage_auditor.errors import LineageAuditError
-from pipelines.runtime.spec import UsersOrdersSpec, WeatherSpec, builtin_spec, load_spec, parse_duration
+from lineage_auditor.durations import parse_duration
+from pipelines.runtime.spec import UsersOrdersSpec, WeatherSpec, builtin_spec, load_spec
 
 
 def test_shipped_specs_load_with_owners_schedule_and_failure_policy(spec_dir: Path) -> None:

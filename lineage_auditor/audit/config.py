@@ -7,32 +7,20 @@ forty-line config is one glance away. See ``examples/lineage-audit.yml`` for eve
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from lineage_auditor.errors import LineageAuditError, yaml_error
+from lineage_auditor.durations import parse_seconds
+from lineage_auditor.errors import ConfigError, LineageAuditError, yaml_error
 
 DEFAULT_CONFIG = "lineage-audit.yml"
 DEFAULT_BASELINE = ".lineage/baseline.json"
 DEFAULT_SENSITIVE = ("pii", "pii.*", "license.restricted", "restricted", "restricted.*", "sensitive", "sensitive.*")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 DriftMethod = Literal["auto", "ks", "wasserstein", "chisquare", "jensenshannon", "psi"]
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from ``90s``, ``30m``, ``26h``, ``7d``, ``2w`` or a plain number of seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 30m, 26h, 7d)")
-    return float(match.group(1)) * _UNIT_S[match.group(2)]
 
 
 class _Model(BaseModel):
@@ -76,7 +64,7 @@ class DataConfig(_Model):
     @field_validator("current_window", mode="before")
     @classmethod
     def _window(cls, value: Any) -> float | None:
-        return None if value is None else parse_duration(value)
+        return None if value is None else parse_seconds(value)
 
 
 class Freshness(_Model):
@@ -85,7 +73,7 @@ class Freshness(_Model):
     @field_validator("max_age", mode="before")
     @classmethod
     def _age(cls, value: Any) -> float:
-        return parse_duration(value)
+        return parse_seconds(value)
 
 
 class Volume(_Model):
@@ -214,7 +202,7 @@ def parse_config(text: str, *, source: str = DEFAULT_CONFIG) -> AuditConfig:
         line, column = _position(root, loc, at_key=err.get("type") == "extra_forbidden")
         where = ".".join(str(p) for p in loc) or "config"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise LineageAuditError(f"{where}: {_message(dict(err))}{more}", file=source, line=line, column=column) from None
+        raise ConfigError(f"{where}: {_message(dict(err))}{more}", file=source, line=line, column=column) from None
     config.source_file = source
     return config
 

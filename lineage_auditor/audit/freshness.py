@@ -14,6 +14,7 @@ import statistics
 from lineage_auditor.audit.config import AIDataset
 from lineage_auditor.audit.context import AuditContext
 from lineage_auditor.audit.findings import HIGH, MEDIUM, Finding, make_finding
+from lineage_auditor.durations import display_duration
 from lineage_auditor.times import iso
 from lineage_auditor.model import DatasetRef
 
@@ -38,7 +39,7 @@ def check_dataset(ctx: AuditContext, dataset: DatasetRef, target: AIDataset) -> 
         if age is None or age > target.freshness.max_age:
             findings.append(make_finding(
                 CHECK, HIGH, dataset.name,
-                "no successful run on record" if last is None else f"stale: last successful run {_human(age)} ago",
+                "no successful run on record" if last is None else f"stale: last successful run {display_duration(age)} ago",
                 key="stale",
                 evidence={"dataset": str(dataset), "last_success_run": last.run_id if last else None,
                           "last_success_at": iso(last.ended_at) if last and last.ended_at else None,
@@ -81,12 +82,3 @@ def _volume(dataset: DatasetRef, target: AIDataset, runs: list) -> list[Finding]
         CHECK, MEDIUM, dataset.name, "row count outside the expected band: " + "; ".join(problems), key="volume",
         evidence=evidence, remediation="Look for a dropped partition, a duplicated load or a join fan-out upstream.",
     )]
-
-
-def _human(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f}{unit}"
-    return f"{seconds:.0f}s"

@@ -16,27 +16,14 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from lineage_auditor.errors import LineageAuditError, yaml_error
+from lineage_auditor.durations import parse_duration
+from lineage_auditor.errors import ConfigError, LineageAuditError, yaml_error
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "specs"
 
-_DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
 _CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
 _CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 _CRON_ALIASES = {"@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"}
-
-
-def parse_duration(text: str | int | float | timedelta) -> timedelta:
-    """``"36h"``, ``"1d 12h"``, ``"90m"`` or seconds as a number, into a timedelta."""
-    if isinstance(text, timedelta):
-        return text
-    if isinstance(text, (int, float)):
-        return timedelta(seconds=float(text))
-    match = _DURATION.match(str(text))
-    if not match or not any(match.groups()):
-        raise ValueError(f"not a duration: {text!r} (use e.g. 36h, 1d 12h, 90m, 30s)")
-    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
 def check_cron(expr: str) -> str:
@@ -189,7 +176,7 @@ def _node_at(node: yaml.Node, loc: tuple[Any, ...]) -> yaml.Node:
     return node
 
 
-def _first_error(path: Path, root: yaml.Node, exc: ValidationError) -> LineageAuditError:
+def _first_error(path: Path, root: yaml.Node, exc: ValidationError) -> ConfigError:
     err = exc.errors()[0]
     loc = tuple(err["loc"])
     if loc and loc[0] in _TAGS:  # the discriminated union's tag is not part of the document
@@ -201,7 +188,7 @@ def _first_error(path: Path, root: yaml.Node, exc: ValidationError) -> LineageAu
     msg = err["msg"].removeprefix("Value error, ")
     more = len(exc.errors()) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return LineageAuditError(
+    return ConfigError(
         f"{dotted or 'spec'}: {msg}{suffix}",
         file=str(path),
         line=node.start_mark.line + 1,

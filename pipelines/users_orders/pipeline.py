@@ -26,6 +26,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from lineage_auditor.durations import display_duration
 from lineage_auditor.errors import LineageAuditError
 from pipelines.runtime.events import DEGRADED_FACET, STATS_FACET, DegradedRunFacet, RunContext, RunStatsRunFacet, iso
 from pipelines.runtime.naming import file_dataset, http_dataset, public_url
@@ -172,7 +173,7 @@ def _fall_back(spec: UsersOrdersSpec, env: Environment, run: RunContext, exc: So
     age = datetime.now(timezone.utc) - taken_at
     if age > limit:
         raise LineageAuditError(
-            f"{exc}; the last users snapshot ({iso(taken_at)}) is {_human(age)} old, older than max_staleness {_human(limit)}"
+            f"{exc}; the last users snapshot ({iso(taken_at)}) is {display_duration(age)} old, older than max_staleness {display_duration(limit)}"
         ) from exc
     run.add_run_facet(DEGRADED_FACET, DegradedRunFacet(
         reason=env.events.redact(str(exc)), source=url, snapshotTakenAt=iso(taken_at),
@@ -231,9 +232,3 @@ def sql_schema(env: Environment) -> dict[str, Any]:
             c.name: env.target.sql_type(c) for c in table.columns
         }
     return schema
-
-
-def _human(delta: timedelta) -> str:
-    """``36.0h`` or ``12m``: enough to compare an age with a limit."""
-    minutes = delta.total_seconds() / 60
-    return f"{minutes / 60:.1f}h" if minutes >= 60 else f"{minutes:.0f}m"
