@@ -28,6 +28,8 @@ from typing import TypeVar
 
 import tenacity
 
+from lineage_auditor.durations import display_duration
+
 T = TypeVar("T")
 
 #: Statuses worth retrying: the same request may succeed later, unchanged.
@@ -220,7 +222,8 @@ def retry_call(attempt: Callable[[], T], *, policy: RetryPolicy, deadline: Deadl
         bound = deadline.binding()
         left = deadline.remaining()
         verb = "would be exceeded" if left > 0 else "exceeded"
-        wait_note = f": next wait {state.upcoming_sleep:.1f}s with {left:.1f}s left" if left > 0 else ""
+        wait_note = (f": next wait {display_duration(state.upcoming_sleep)} with {display_duration(left)} left"
+                     if left > 0 else "")
         raise GaveUp(f"{bound.name} of {bound.seconds:g}s {verb} after {attempts_text(n)}{wait_note}",
                      attempts=n, last=last, deadline_hit=True) from None
 
