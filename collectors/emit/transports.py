@@ -8,14 +8,18 @@ failure.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from lineage_auditor.retry import (Deadline, GaveUp, Retryable, RetryPolicy, parse_retry_after, retry_call,
+                                   retryable_reason, retryable_status)
 from lineage_auditor.scrub import scrub_text, scrub_url
 from collectors.store.sqlite import EmbeddedStore
 from lineage_auditor.errors import DeliveryError as BaseDeliveryError
@@ -23,13 +27,14 @@ from lineage_auditor.errors import EventError
 from collectors.openlineage_json import append_ndjson, dumps_event
 
 # Short on purpose: a lineage server that is down must cost a pipeline seconds, not minutes
-# (and the emitter stops trying for a while after a failure). Retry-After is not honoured
-# for the same reason: the spool is the place to wait.
+# (and the emitter stops trying for a while after a failure). The retry policy is the shared
+# one (lineage_auditor.retry): the same retryable answers as every source, Retry-After
+# honoured when it fits in the send's deadline (else the event goes to the spool at once).
 HTTP_TIMEOUT_S = 5.0
 HTTP_CONNECT_TIMEOUT_S = 2.0
 HTTP_RETRIES = 2
-HTTP_BACKOFF_S = 0.2
-RETRYABLE_STATUS = {408, 425, 429}
+DELIVERY_POLICY = RetryPolicy(max_attempts=HTTP_RETRIES + 1, base_delay=0.2, max_delay=1.0,
+                              timeout=HTTP_TIMEOUT_S, deadline=2 * HTTP_TIMEOUT_S, max_retry_after=2 * HTTP_TIMEOUT_S)
 
 
 class DeliveryError(BaseDeliveryError):
@@ -93,9 +98,15 @@ class HttpTransport:
     ``compression: gzip``, ``verify``; plus ``retries``. Written here rather than wrapping
     openlineage-python's transport so that timeouts stay short and no log line (ours,
     httpx's) ever carries a URL password, API key or header.
+
+    Fail fast: a server that accepts connections and never answers costs one timeout per
+    transport (one run, one replay), not one per attempt or per event. After the first
+    timeout the send is not retried and every later send fails at once, so the emitter
+    spools the rest of the run's events without waiting.
     """
 
-    def __init__(self, config: dict[str, Any], kind: str = "http") -> None:
+    def __init__(self, config: dict[str, Any], kind: str = "http", *,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         from lineage_auditor.errors import LineageAuditError
 
         self.kind = kind
@@ -108,6 +119,10 @@ class HttpTransport:
         self.endpoint = str(config.get("endpoint") or "api/v1/lineage").lstrip("/")
         self.timeout = float(config.get("timeout") or HTTP_TIMEOUT_S)
         self.retries = int(config.get("retries", HTTP_RETRIES))
+        self.policy = dataclasses.replace(DELIVERY_POLICY, max_attempts=max(1, self.retries + 1), timeout=self.timeout,
+                                          deadline=2 * self.timeout, max_retry_after=2 * self.timeout)
+        self._timed_out = ""  # set after the first timeout: later sends fail fast
+        self._sleep = sleep
         self.gzip = str(config.get("compression") or "").lower() == "gzip"
         self.verify = config.get("verify", True)
         self._headers = {"Content-Type": "application/json", **_auth_headers(config.get("auth"))}
@@ -130,28 +145,48 @@ class HttpTransport:
             return self._client
 
     def send(self, event: dict[str, Any]) -> None:
-        import httpx
-
+        if self._timed_out:
+            raise DeliveryError(f"{self.describe()} {self._timed_out} earlier in this run; not waiting on it again")
         body = dumps_event(event).encode("utf-8")
         headers = {"Content-Encoding": "gzip"} if self.gzip else {}
         if self.gzip:
             body = gzip.compress(body, compresslevel=3)
         target = f"{self.url}/{self.endpoint}"
-        for attempt in range(self.retries + 1):
-            last = attempt == self.retries
+        deadline = Deadline(self.policy.deadline, name="delivery deadline")
+
+        def attempt() -> None:
+            import httpx
+
             try:
-                response = self._http().post(target, content=body, headers=headers)
+                response = self._http().post(target, content=body, headers=headers,
+                                             timeout=self._timeout(deadline.remaining()))
             except httpx.HTTPError as exc:
-                if last:
+                reason = retryable_reason(exc)
+                if reason == "timeout":
+                    self._timed_out = f"did not answer within {self.timeout:g}s"
+                    raise DeliveryError(f"{self.describe()} {self._timed_out}; spooling") from None
+                if reason is None:
                     raise DeliveryError(f"{self.describe()} unreachable: {type(exc).__name__}: {exc}") from None
-            else:
-                status = response.status_code
-                if status < 300:
-                    return
-                retryable = status >= 500 or status in RETRYABLE_STATUS
-                if last or not retryable:
-                    raise DeliveryError(f"{self.describe()} answered HTTP {status}", retryable=retryable)
-            time.sleep(min(HTTP_BACKOFF_S * 2**attempt, 1.0))
+                raise Retryable(f"{self.describe()} unreachable: {type(exc).__name__}: {exc}") from None
+            status = response.status_code
+            if status < 300:
+                return
+            if retryable_status(status):
+                raise Retryable(f"{self.describe()} answered HTTP {status}",
+                                retry_after=parse_retry_after(response.headers.get("retry-after")))
+            raise DeliveryError(f"{self.describe()} answered HTTP {status}", retryable=status >= 500)
+
+        try:
+            retry_call(attempt, policy=self.policy, deadline=deadline, sleep=self._sleep)
+        except GaveUp as exc:
+            note = "" if not exc.deadline_hit else f" ({exc.why})"
+            raise DeliveryError(f"{exc.last.reason}{note}") from None
+
+    def _timeout(self, remaining: float) -> Any:
+        import httpx
+
+        total = max(0.001, min(self.timeout, remaining))
+        return httpx.Timeout(total, connect=min(total, HTTP_CONNECT_TIMEOUT_S))
 
     def describe(self) -> str:
         return f"{self.kind}:{self.url}/{self.endpoint}"

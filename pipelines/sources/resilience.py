@@ -1,10 +1,11 @@
-"""The one retry policy every HTTP source uses: backoff with jitter, Retry-After, deadline, breaker.
+"""How every HTTP source fetches: the shared retry policy plus a circuit breaker.
 
-Why one module: the weather fetch and the users client must behave the same way under
-faults, and a fix (say, to Retry-After parsing) must reach both.
+The policy itself (what is retryable, backoff with jitter, Retry-After, deadlines) is
+:mod:`lineage_auditor.retry`, shared with the OpenLineage HTTP transport; this module adds
+what only a data source needs:
 
-- :class:`RetryPolicy` says how often and how long to retry, the per-request timeout and the
-  total deadline of one logical fetch (all its pages).
+- :class:`RetryPolicy` (re-exported) says how often and how long to retry, the per-request
+  timeout, the deadline of one call (a page) and of one logical fetch (all its pages).
 - :class:`CircuitBreaker` opens after N consecutive failures so a dead service is not
   hammered; after a cooldown it lets one probe through (half-open).
 - :class:`ResilientHttp` runs one GET under both and turns "never got an answer" into
@@ -23,70 +24,17 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
 
+from lineage_auditor.retry import (Deadline, GaveUp, Retryable, RetryPolicy, attempts_text, parse_retry_after,
+                                   retry_call, retryable_reason, retryable_status)
 from pipelines.sources.errors import MalformedResponse, SourceError, SourceUnavailable
 
+__all__ = ["CallStats", "CircuitBreaker", "Deadline", "ResilientHttp", "RetryPolicy", "parse_retry_after"]
+
 T = TypeVar("T")
-
-#: Statuses worth retrying: the request may succeed later unchanged.
-RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How a source retries.
-
-    ``max_attempts`` bounds the requests for one URL; ``deadline`` bounds one whole fetch
-    (every page, every retry and every wait), whichever comes first. A 2xx body that does not
-    parse gets ``malformed_attempts`` tries (a server that keeps sending a broken page will
-    not heal with patience; the caller dead-letters it). Backoff before retry
-    n (1-based) is ``min(max_delay, base_delay * multiplier**(n-1))`` scaled down by up to
-    ``jitter`` (0 = none, 1 = full jitter). A ``Retry-After`` from the server replaces the
-    backoff, capped at ``max_retry_after``.
-    """
-
-    max_attempts: int = 10
-    malformed_attempts: int = 3
-    base_delay: float = 0.2
-    multiplier: float = 2.0
-    max_delay: float = 10.0
-    jitter: float = 0.5
-    timeout: float = 10.0
-    deadline: float = 120.0
-    max_retry_after: float = 60.0
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1 or self.malformed_attempts < 1:
-            raise ValueError("max_attempts and malformed_attempts must be at least 1")
-        if not 0.0 <= self.jitter <= 1.0:
-            raise ValueError("jitter must be between 0 and 1")
-        if self.timeout <= 0 or self.deadline <= 0:
-            raise ValueError("timeout and deadline must be positive")
-
-    def backoff(self, retry: int, rng: random.Random) -> float:
-        """Seconds to wait before retry number ``retry`` (1-based)."""
-        ceiling = min(self.max_delay, self.base_delay * self.multiplier ** max(0, retry - 1))
-        return ceiling * (1.0 - self.jitter * rng.random())
-
-
-class Deadline:
-    """A point in time after which a fetch gives up."""
-
-    def __init__(self, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.seconds = seconds
-        self._clock = clock
-        self._end = clock() + seconds
-
-    def remaining(self) -> float:
-        return max(0.0, self._end - self._clock())
-
-    def expired(self) -> bool:
-        return self.remaining() <= 0.0
 
 
 class CircuitBreaker:
@@ -143,24 +91,6 @@ class CircuitBreaker:
         self.record_success()
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delay-seconds or HTTP-date), or None."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
-
-
 @dataclass
 class CallStats:
     """What the retry loop did, summed over every call made through one :class:`ResilientHttp`."""
@@ -175,14 +105,12 @@ class CallStats:
                 "waited_s": round(self.waited_s, 3), "failures": dict(self.failures)}
 
 
-class _Retry(Exception):
-    """One failed attempt worth retrying."""
+class _Retry(Retryable):
+    """One failed attempt worth retrying, with what the breaker and the caller need to know."""
 
     def __init__(self, reason: str, *, retry_after: float | None = None,
                  breaker_failure: bool = True, malformed: MalformedResponse | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
+        super().__init__(reason, retry_after=retry_after)
         self.breaker_failure = breaker_failure
         self.malformed = malformed
 
@@ -204,15 +132,22 @@ class ResilientHttp:
         self.client = client
         self.source = source
         self.policy = policy or RetryPolicy()
-        # default cooldown: a quarter of the deadline at most, so one open spell never decides a fetch
-        self.breaker = breaker or CircuitBreaker(cooldown=min(10.0, self.policy.deadline / 4))
+        # default cooldown: a quarter of a call's deadline at most, so one open spell never decides a call
+        call_budget = self.policy.call_deadline or self.policy.deadline
+        self.breaker = breaker or CircuitBreaker(cooldown=min(10.0, call_budget / 4))
         self.stats = CallStats()
         self._sleep = sleep
         self._rng = rng or random.Random()
 
     def new_deadline(self) -> Deadline:
-        """A deadline for one logical fetch, per the policy."""
+        """A deadline for one logical fetch (all its calls), per the policy."""
         return Deadline(self.policy.deadline)
+
+    def call_deadline(self, fetch: Deadline, name: str = "page deadline") -> Deadline:
+        """The deadline of one call (a page) inside ``fetch``: the policy's ``call_deadline``."""
+        if self.policy.call_deadline is None:
+            return fetch
+        return fetch.within(self.policy.call_deadline, name=name)
 
     def get(self, url: str, *, deadline: Deadline, params: Mapping[str, Any] | None = None,
             headers: Mapping[str, str] | None = None,
@@ -224,34 +159,36 @@ class ResilientHttp:
         raises :class:`SourceError`; running out of time, attempts or breaker patience raises
         :class:`SourceUnavailable`.
         """
-        attempt = malformed = 0
-        last: _Retry | None = None
-        while True:
-            self._wait_for_breaker(deadline, attempt, last)
-            attempt += 1
+        malformed = 0
+        last: list[_Retry] = []
+        own = deadline.within(None, name=deadline.name)  # this call's attempts, counted up the chain
+
+        def attempt() -> T:
+            nonlocal malformed
+            self._wait_for_breaker(own, last[-1] if last else None)
             try:
-                return self._attempt(url, params, headers, parse, deadline)
+                value = self._attempt(url, params, headers, parse, own)
             except _Retry as failure:
-                last = failure
+                last.append(failure)
+                own.count(failure.reason)
                 self.stats.failures[failure.reason] += 1
                 if failure.breaker_failure:
                     self.breaker.record_failure()
                 if failure.malformed is not None:
                     malformed += 1
                     if malformed >= self.policy.malformed_attempts:
-                        raise failure.malformed
-            if attempt >= self.policy.max_attempts:
-                if last.malformed is not None:
-                    raise last.malformed
-                raise self._unavailable(f"gave up after {_attempts(attempt)}", attempt, last)
-            delay = self._delay(attempt, last)
-            if delay >= deadline.remaining():
-                if last.malformed is not None:
-                    raise last.malformed
-                raise self._unavailable(f"deadline of {deadline.seconds:g}s exceeded after {_attempts(attempt)}",
-                                        attempt, last)
-            self.stats.retries += 1
-            self._pause(delay)
+                        raise failure.malformed from None
+                raise
+            own.count("ok")
+            return value
+
+        try:
+            return retry_call(attempt, policy=self.policy, deadline=deadline, sleep=self._backoff, rng=self._rng)
+        except GaveUp as gave_up:
+            failure = last[-1]
+            if failure.malformed is not None:
+                raise failure.malformed from None
+            raise self._unavailable(gave_up.why, own, failure.reason) from None
 
     def _attempt(self, url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None,
                  parse: Callable[[httpx.Response], T], deadline: Deadline) -> T:
@@ -259,12 +196,14 @@ class ResilientHttp:
         self.stats.requests += 1
         try:
             response = self.client.get(url, params=params, headers=headers, timeout=timeout)
-        except httpx.TimeoutException:
-            raise _Retry("timeout") from None
-        except httpx.TransportError as exc:
-            raise _Retry(f"connection error: {type(exc).__name__}") from None
+        except httpx.HTTPError as exc:
+            reason = retryable_reason(exc)
+            if reason is None:
+                raise SourceError(f"{self.source}: {type(exc).__name__} for {_redact(url)}",
+                                  source=self.source) from None
+            raise _Retry(reason) from None
         status = response.status_code
-        if status in RETRY_STATUSES:
+        if retryable_status(status):
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             raise _Retry(f"HTTP {status}", retry_after=retry_after, breaker_failure=status != 429)
         if status >= 400:
@@ -280,7 +219,7 @@ class ResilientHttp:
         self.breaker.record_success()
         return value
 
-    def _wait_for_breaker(self, deadline: Deadline, attempt: int, last: _Retry | None) -> None:
+    def _wait_for_breaker(self, deadline: Deadline, last: _Retry | None) -> None:
         wait = self.breaker.wait_time()
         if wait <= 0:
             return
@@ -288,26 +227,31 @@ class ResilientHttp:
             reason = last.reason if last else "earlier failures"
             raise SourceUnavailable(
                 f"{self.source} unavailable: circuit breaker open ({self.breaker.failure_threshold} "
-                f"consecutive failures, last: {reason}); next probe in {wait:.1f}s is past the deadline",
-                source=self.source, attempts=attempt, last_error=reason, breaker_open=True)
+                f"consecutive failures, last: {reason}); next probe in {wait:.1f}s is past the "
+                f"{deadline.binding().name}{_fetch_note(deadline)}",
+                source=self.source, attempts=deadline.root().attempts, last_error=reason, breaker_open=True)
         self._pause(wait)
 
-    def _delay(self, attempt: int, last: _Retry) -> float:
-        if last.retry_after is not None:
-            return min(last.retry_after, self.policy.max_retry_after)
-        return self.policy.backoff(attempt, self._rng)
+    def _backoff(self, seconds: float) -> None:
+        self.stats.retries += 1
+        self._pause(seconds)
 
     def _pause(self, seconds: float) -> None:
         self.stats.waited_s += seconds
         self._sleep(seconds)
 
-    def _unavailable(self, why: str, attempts: int, last: _Retry) -> SourceUnavailable:
-        return SourceUnavailable(f"{self.source} unavailable: {why} (last error: {last.reason})",
-                                 source=self.source, attempts=attempts, last_error=last.reason)
+    def _unavailable(self, why: str, deadline: Deadline, last_error: str) -> SourceUnavailable:
+        return SourceUnavailable(f"{self.source} unavailable: {why}{_fetch_note(deadline)} (last error: {last_error})",
+                                 source=self.source, attempts=deadline.root().attempts, last_error=last_error)
 
 
-def _attempts(n: int) -> str:
-    return f"{n} attempt" if n == 1 else f"{n} attempts"
+def _fetch_note(deadline: Deadline) -> str:
+    """``; 42 attempts in this fetch: 13 ok, 21 HTTP 503 ...`` when the call is part of a larger fetch."""
+    root = deadline.root()
+    if root.attempts <= deadline.attempts:
+        return ""
+    outcomes = ", ".join(f"{n} {what}" for what, n in root.outcomes.most_common())
+    return f"; {attempts_text(root.attempts)} in this fetch: {outcomes}"
 
 
 def _snippet(response: httpx.Response, limit: int = 200) -> str:

@@ -2,8 +2,8 @@
 
 Pages are fetched in order under the shared retry policy
 (:mod:`pipelines.sources.resilience`): transient faults (5xx, 429 with Retry-After,
-timeouts, connection errors) are retried with backoff and jitter inside one total deadline,
-behind a circuit breaker. A page whose body never parses is retried like a transient fault,
+timeouts, connection errors) are retried with backoff and jitter inside a deadline per page
+(the policy's ``call_deadline``) and one total deadline, behind a circuit breaker. A page whose body never parses is retried like a transient fault,
 then written to the dead-letter file with its raw body, and the fetch continues with the next
 page. Each record is validated with the :class:`User` model; an invalid record, or a second
 record with an id already seen, goes to the dead-letter file with the reason and the raw
@@ -132,7 +132,7 @@ class UsersClient:
         run = _Run()
         page, total_pages, blind = 1, None, 0
         while total_pages is None or page <= total_pages:
-            parsed = self._fetch_page(page, deadline, run)
+            parsed = self._fetch_page(page, self.http.call_deadline(deadline, f"page {page} deadline"), run)
             if parsed is None:
                 blind = blind + 1 if total_pages is None else 0
                 if blind >= MAX_BLIND_PAGES:

@@ -81,12 +81,7 @@ def run_users_orders(
     with users_api(spec, api_url=api_url, api_token=api_token) as api:
         env.events.add_secret(api.token)
         return _run(spec, env, api, Path(orders_path) if orders_path else spec.resolve(spec.source.orders.path),
-                    policy or _policy(spec), progress)
-
-
-def _policy(spec: UsersOrdersSpec) -> RetryPolicy:
-    users = spec.source.users
-    return RetryPolicy(timeout=users.timeout_s, deadline=users.deadline_s)
+                    policy or spec.source.users.retry_policy(), progress)
 
 
 def _run(spec: UsersOrdersSpec, env: Environment, api: UsersApi, orders: Path, policy: RetryPolicy,
