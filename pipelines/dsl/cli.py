@@ -93,6 +93,85 @@ def plan_command(spec: Path, day: str | None, params: tuple[str, ...], fmt: str)
             click.echo(f"       check  {check}")
 
 
+@pipelines_group.command("run")
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--date", "day", help="The day to run (YYYY-MM-DD) [default: yesterday, UTC].")
+@click.option("--start", help="First day of a backfill (YYYY-MM-DD), with --end; days run in order.")
+@click.option("--end", help="Last day of a backfill (YYYY-MM-DD), with --start.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a declared parameter (repeatable).")
+@click.option("--target", help="postgresql://USER[:PASS]@HOST:PORT/DB or duckdb:PATH [default: the spec's, else the local DuckDB].")
+@click.option("--lineage", help="Where lineage goes: embedded[:PATH] | marquez:URL | http:URL | file:PATH | console | none.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def run_command(spec: Path, day: str | None, start: str | None, end: str | None, params: tuple[str, ...],
+                target: str | None, lineage: str | None, fmt: str) -> None:
+    """Run SPEC locally: steps in dependency order, retries and timeouts from the spec, one
+    OpenLineage parent run for the pipeline and a child run per step.
+
+    Exit 0 when every run completed, 1 when a run failed (its FAIL event carries the error).
+    """
+    from pipelines.dsl.loader import load_spec
+    from pipelines.dsl.runner import run_spec
+
+    loaded = load_spec(spec)
+    days = _days(day, start, end)
+    summaries = []
+    for one in days:
+        summary = run_spec(loaded, one, params=_params(params), target=target, lineage=lineage,
+                           progress=lambda text: click.echo(text, err=True))
+        summaries.append(summary)
+        if not summary.ok:
+            break  # a backfill stops at the first failed day: later days would build on it
+    if fmt == "json":
+        click.echo(json.dumps({"ok": all(s.ok for s in summaries), "runs": [s.to_dict() for s in summaries]}, indent=2, default=str))
+    else:
+        for s in summaries:
+            click.echo(f"{s.pipeline} {s.nominal_start or ''}: {s.state} in {s.duration_s:.1f}s" + (f": {s.error}" if s.error else ""))
+            for step in s.steps:
+                click.echo(f"  {step.job}: {step.state} ({step.duration_s:.2f}s)" + (f": {step.error}" if step.error else ""))
+    if not all(s.ok for s in summaries):
+        raise SystemExit(1)
+
+
+def _days(day: str | None, start: str | None, end: str | None) -> list[date]:
+    if start or end:
+        if not (start and end) or day:
+            raise ConfigError("a backfill needs both --start and --end (and no --date)")
+        first, last = _day(start), _day(end)
+        if last < first:
+            raise ConfigError(f"--end {last} is before --start {first}")
+        return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    return [_day(day)]
+
+
+@pipelines_group.command("list")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--store", help="Lineage store to read last runs from [default: the configured one].")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def list_command(paths: tuple[Path, ...], store: str | None, fmt: str) -> None:
+    """Every spec under PATHS: team, schedule as staggered, next run, last run and its duration."""
+    from pipelines.dsl.listing import list_pipelines
+
+    rows, problems = list_pipelines(paths or (Path("."),), store=store)
+    if fmt == "json":
+        click.echo(json.dumps({"pipelines": rows, "problems": [str(p) for p in problems]}, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="pipelines", title_justify="left")
+        for heading in ("id", "team", "schedule", "next run (UTC)", "last run", "duration"):
+            table.add_column(heading)
+        for row in rows:
+            last = f"{row['last_state']} {row['last_run_at'] or ''}".strip() if row["last_state"] else "never ran"
+            duration = f"{row['last_duration_s']:.1f}s" if row["last_duration_s"] is not None else ""
+            table.add_row(row["id"], row["team"], row["schedule"], row["next_run"] or "-", last, duration)
+        Console().print(table)
+        for problem in problems:
+            click.echo(str(problem), err=True)
+    if problems:
+        raise SystemExit(2)
+
+
 @pipelines_group.command("schema")
 @click.option("--write", is_flag=True, help=f"Write it to the package's {SCHEMA_FILE.name} instead of printing it.")
 def schema_command(write: bool) -> None:

@@ -326,7 +326,8 @@ class Pipeline(_Spec):
     on_source_failure: OnSourceFailure = OnSourceFailure.FAIL
     max_staleness: Duration | None = None
     dead_letter: str = ""
-    target: str = Field("duckdb:warehouse.duckdb", description="the warehouse the steps write to")
+    target: str = Field("", description="the warehouse the steps write to: postgresql://... or duckdb:PATH "
+                                        "[default: the local DuckDB file in the lineage home]")
     target_dialect: str = "duckdb"
     sources: list[TableName] = Field(default_factory=list, description="tables read that no step produces")
     outputs: list[Output] = Field(default_factory=list)

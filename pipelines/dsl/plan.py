@@ -21,6 +21,7 @@ from lineage_auditor.sql import analyze_sql
 from lineage_auditor.sql.schema import Columns
 from pipelines.dsl.loader import LoadedSpec, SpecErrors, SpecProblem, node_at, node_position
 from pipelines.dsl.model import Pipeline, Step, StepKind, coerce_param
+from pipelines.dsl.schedule import parse_cron, zone
 from pipelines.dsl.templating import RunContext, render
 
 PRODUCERS = (StepKind.EXTRACT, StepKind.SQL, StepKind.PYTHON, StepKind.LOAD)
@@ -66,9 +67,14 @@ class Plan:
         }
 
 
-def plan_spec(loaded: LoadedSpec, day: date, params: Mapping[str, str] | None = None) -> Plan:
-    """Check a validated spec's references and plan it for ``day`` (``params`` override defaults)."""
-    checker = _Planner(loaded, day, dict(params or {}))
+def plan_spec(loaded: LoadedSpec, day: date, params: Mapping[str, str] | None = None, *,
+              namespace: str | None = None) -> Plan:
+    """Check a validated spec's references and plan it for ``day`` (``params`` override defaults).
+
+    ``namespace`` is the OpenLineage namespace of the warehouse (the runner knows it; a plan
+    without one names datasets by the spec's ``target``).
+    """
+    checker = _Planner(loaded, day, dict(params or {}), namespace or loaded.pipeline.target or "warehouse")
     steps = checker.plan()
     if checker.problems:
         raise SpecErrors(checker.problems)
@@ -76,8 +82,9 @@ def plan_spec(loaded: LoadedSpec, day: date, params: Mapping[str, str] | None = 
 
 
 class _Planner:
-    def __init__(self, loaded: LoadedSpec, day: date, overrides: dict[str, str]) -> None:
+    def __init__(self, loaded: LoadedSpec, day: date, overrides: dict[str, str], namespace: str) -> None:
         self.loaded = loaded
+        self.namespace = namespace
         self.spec = loaded.pipeline
         self.problems: list[SpecProblem] = []
         self.params = self._params(overrides)
@@ -111,6 +118,7 @@ class _Planner:
     # -------------------------------------------------------------- planning
 
     def plan(self) -> list[StepPlan]:
+        self._schedule()
         if not self._unique_ids():
             return []  # references to a step id used twice cannot be resolved
         deps = {s.id: self._deps(i, s) for i, s in enumerate(self.spec.steps)}
@@ -125,6 +133,13 @@ class _Planner:
             i = self.index[step_id]
             plans.append(self._step(i, self.spec.steps[i], sorted(deps[step_id], key=self.index.__getitem__), ancestors[step_id]))
         return plans
+
+    def _schedule(self) -> None:
+        for key, check in (("schedule", lambda: parse_cron(self.spec.schedule)), ("timezone", lambda: zone(self.spec.timezone))):
+            try:
+                check()
+            except ConfigError as exc:
+                self.problem((key,), exc.message)
 
     def _unique_ids(self) -> bool:
         seen: set[str] = set()
@@ -246,7 +261,7 @@ class _Planner:
         except ConfigError as exc:
             self.problem(loc, exc.message, file=exc.file, line=exc.line or first_line, column=exc.column)
             return
-        result = analyze_sql(plan.sql, file=file, dialect=step.sql.dialect, schema=dict(self.columns), namespace=self.spec.target)
+        result = analyze_sql(plan.sql, file=file, dialect=step.sql.dialect, schema=dict(self.columns), namespace=self.namespace)
         self._sql_result(result, loc, plan, ancestors, file, first_line)
 
     def _sql_result(self, result: SqlLineageResult, loc: tuple[Any, ...], plan: StepPlan, ancestors: set[str],

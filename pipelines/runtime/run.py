@@ -49,8 +49,14 @@ class Environment:
         secrets: tuple[str, ...] = (),
     ) -> "Environment":
         """The environment for ``spec``: ``target`` overrides the spec's, ``lineage`` the emitter config."""
+        return cls.open(target or spec.target.url, lineage=lineage, home=home, secrets=secrets)
+
+    @classmethod
+    def open(cls, target: str | None, *, lineage: str | None = None, home: str | Path | None = None,
+             secrets: tuple[str, ...] = ()) -> "Environment":
+        """The environment around a warehouse URL (None: the local DuckDB file in the lineage home)."""
         state = lineage_home(home)
-        warehouse = parse_target(target or spec.target.url, default_path=state / WAREHOUSE_FILE)
+        warehouse = parse_target(target, default_path=state / WAREHOUSE_FILE)
         emitter = emitter_from_config(lineage, home=state)
         events = EventLog(emitter, secrets=(*warehouse.secrets(), *secrets))
         return cls(state, warehouse, events, emitter)

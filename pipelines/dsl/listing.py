@@ -1,0 +1,75 @@
+"""``pipelines list``: what is deployed, when it runs next, and how its last run went."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from lineage_auditor.errors import LineageAuditError
+from lineage_auditor.events import Run
+from lineage_auditor.model import JobRef
+from lineage_auditor.times import iso
+from pipelines.dsl.loader import LoadedSpec, SpecProblem, load_specs
+from pipelines.dsl.schedule import parse_cron, stagger_offset, staggered, zone
+
+JOB_NAMESPACE = "lineage-audit"  # the namespace of every spec's jobs (the runner's too)
+
+
+def schedule_of(spec: LoadedSpec, now: datetime) -> tuple[str, str | None]:
+    """The effective (staggered) cron of a spec and its next run, ISO UTC (None: never)."""
+    pipeline = spec.pipeline
+    cron = parse_cron(pipeline.schedule)
+    if cron is None:
+        return "none", None
+    effective = staggered(cron, stagger_offset(pipeline.id, pipeline.stagger))
+    shifted = parse_cron(effective)
+    assert shifted is not None
+    upcoming = shifted.next_after(now, zone(pipeline.timezone))
+    return effective, iso(upcoming) if upcoming else None
+
+
+def list_pipelines(paths: Iterable[str | Path], *, store: str | None = None,
+                   now: datetime | None = None) -> tuple[list[dict[str, Any]], list[SpecProblem]]:
+    """One row per valid spec (sorted by id), and the problems of the others."""
+    specs, problems = load_specs(paths)
+    moment = now or datetime.now(timezone.utc)
+    last = _last_runs(store, {s.pipeline.id for s in specs})
+    rows = []
+    for spec in sorted(specs, key=lambda s: s.pipeline.id):
+        try:
+            effective, upcoming = schedule_of(spec, moment)
+        except LineageAuditError as exc:
+            problems.append(SpecProblem(str(spec.path), 0, 0, "schedule", exc.message))
+            continue
+        run = last.get(spec.pipeline.id)
+        rows.append({
+            "id": spec.pipeline.id, "team": spec.pipeline.team, "spec": str(spec.path),
+            "schedule": effective, "timezone": spec.pipeline.timezone, "next_run": upcoming,
+            "last_state": run.state.value if run else None,
+            "last_run_at": iso(run.started_at) if run and run.started_at else None,
+            "last_duration_s": run.duration_s if run else None,
+        })
+    return rows, problems
+
+
+def _last_runs(store: str | None, ids: set[str]) -> dict[str, Run]:
+    """The latest run of each pipeline job, from the lineage store (nothing when it is empty)."""
+    from collectors.sources import read_events
+
+    latest: dict[str, Run] = {}
+    try:
+        for event in read_events(store):
+            job = event.job
+            if job.namespace != JOB_NAMESPACE or job.name not in ids:
+                continue
+            run = latest.get(job.name)
+            if run is None or (run.run_id != event.run_id and event.order > run.last_order):
+                run = latest[job.name] = Run(event.run_id, JobRef(job.namespace, job.name))
+            if run.run_id == event.run_id:
+                run.add(event)
+    except LineageAuditError as exc:
+        if "no embedded lineage store" not in exc.message:
+            raise
+    return latest

@@ -1,0 +1,374 @@
+"""The local runner: a spec's steps in dependency order, with retries, lineage and checks.
+
+One OpenLineage parent run for the pipeline and a child run per step (the same facets the
+reference pipelines emit: schema, column lineage from the plan, row counts, SQL, ownership,
+data-quality assertions). Writes are atomic and a rerun of the same day leaves the same rows:
+``CREATE TABLE ... AS`` and ``replace`` build a new table and swap it in, ``upsert`` deletes
+the incoming keys and inserts in one transaction, ``append`` is the one mode that adds.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time as day_time, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlglot
+from sqlglot import expressions as exp
+
+from lineage_auditor.errors import ConfigError, LineageAuditError, PipelineError
+from lineage_auditor.retry import Deadline, GaveUp, Retryable, RetryPolicy, retry_call
+from pipelines.dsl.listing import JOB_NAMESPACE
+from pipelines.dsl.loader import LoadedSpec
+from pipelines.dsl.model import Check, CheckSeverity, FileFormat, LoadMode, Pipeline, Retries, RetryOn, Step, StepKind
+from pipelines.dsl.plan import Plan, StepPlan, plan_spec
+from pipelines.runtime.events import JobSpec, RunContext
+from pipelines.runtime.run import Environment, RunSummary, quiet, summarize
+from pipelines.runtime.targets import Target, quote
+
+SUPPORTED = {
+    StepKind.GATE: ("http", "sql"),
+    StepKind.EXTRACT: ("file",),
+}
+STEP_DEADLINE = 24 * 3600.0  # a step without a timeout still ends its retries within a day
+
+
+class CheckFailed(PipelineError):
+    """A data-quality check with severity error found failing rows."""
+
+
+@dataclass
+class StepContext:
+    """What a ``python`` step's function receives: the run's day and params, and the warehouse."""
+
+    day: date
+    params: Mapping[str, Any]
+    target: Target
+    step: StepPlan
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.target.query(sql)
+
+    def execute(self, sql: str) -> None:
+        with self.target.connect() as conn:
+            conn.execute(sql)
+
+
+@dataclass
+class _Outcome:
+    rows: dict[str, int] = field(default_factory=dict)
+    assertions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def run_spec(loaded: LoadedSpec, day: date, *, params: Mapping[str, str] | None = None, target: str | None = None,
+             lineage: str | None = None, home: str | Path | None = None,
+             progress: Callable[[str], None] = quiet, sleep: Callable[[float], None] = time.sleep) -> RunSummary:
+    """Run one spec for one day; the summary says how it went (a failed step fails the run)."""
+    spec = loaded.pipeline
+    with Environment.open(target or spec.target or None, lineage=lineage, home=home) as env:
+        plan = plan_spec(loaded, day, params, namespace=env.target.dataset("x.y").namespace)
+        _refuse_unsupported(loaded, plan)
+        start = datetime.combine(day, day_time(0), tzinfo=timezone.utc)
+        parent = RunContext(env.events, _job(loaded, spec.id, spec.description or f"pipeline {spec.id}", "JOB"),
+                            nominal=(start, start + timedelta(days=1)))
+        first_event = len(env.events.events)
+        steps = {s.id: s for s in spec.steps}
+        try:
+            with parent:
+                for step_plan in plan.steps:
+                    progress(f"{spec.id}: {step_plan.id} [{step_plan.kind.value}]")
+                    _run_step(loaded, plan, steps[step_plan.id], step_plan, parent, env, sleep)
+        except LineageAuditError:
+            pass  # the FAIL events carry it; the summary reports it
+        return summarize(parent, env, first_event=first_event)
+
+
+def _refuse_unsupported(loaded: LoadedSpec, plan: Plan) -> None:
+    for i, step in enumerate(loaded.pipeline.steps):
+        allowed = SUPPORTED.get(step.kind)
+        if allowed is None:
+            continue
+        body = getattr(step, step.kind.value)
+        given = next(k for k in ("http", "file", "sql", "connector", "freshness") if getattr(body, k, None) not in (None, ""))
+        if given not in allowed:
+            raise ConfigError(f"steps[{i}] ({step.id}): the local runner does not run {step.kind.value} {given} steps yet "
+                              f"(it runs {step.kind.value} {', '.join(allowed)})", file=str(loaded.path))
+
+
+def _job(loaded: LoadedSpec, name: str, description: str, job_type: str, sql: str | None = None,
+         dialect: str | None = None) -> JobSpec:
+    spec = loaded.pipeline
+    return JobSpec(namespace=JOB_NAMESPACE, name=name, description=description,
+                   owners=[(o.name, o.type) for o in spec.owners] or [(f"team:{spec.team}", "MAINTAINER")],
+                   code_file=str(loaded.path), job_type=job_type, sql=sql, sql_dialect=dialect)
+
+
+def _run_step(loaded: LoadedSpec, plan: Plan, step: Step, step_plan: StepPlan, parent: RunContext,
+              env: Environment, sleep: Callable[[float], None]) -> None:
+    sql = step_plan.sql or None
+    job = _job(loaded, f"{loaded.pipeline.id}.{step.id}", f"{step.kind.value} step {step.id}",
+               "QUERY" if sql else "TASK", sql, step.sql.dialect if step.sql else None)
+    policy, deadline = _retry_policy(step, loaded.pipeline)
+    with parent.child(job) as run:
+        for table in step_plan.reads:
+            run.add_input(env.target.dataset(table), schema=_schema(env.target, table))
+
+        def attempt() -> _Outcome:
+            try:
+                return _execute(step, step_plan, plan, env)
+            except (PipelineError, TimeoutError) as exc:
+                if _retryable(exc, step.retries or loaded.pipeline.retries):
+                    raise Retryable(str(exc)) from exc
+                raise
+
+        try:
+            outcome = retry_call(attempt, policy=policy, deadline=deadline, sleep=sleep)
+        except GaveUp as exc:
+            raise PipelineError(f"step {step.id}: {exc.why}: {exc.last.reason}") from None
+        lineage = {d.dataset.name.lower(): d for d in step_plan.lineage}
+        for table in step_plan.writes:
+            ref = env.target.dataset(table)
+            run.add_output(ref, schema=_schema(env.target, table), lineage=lineage.get(table.lower()),
+                           rows=outcome.rows.get(table))
+        for table, assertions in outcome.assertions.items():
+            run.add_input(env.target.dataset(table), assertions=_assertions_facet(assertions))
+        failed = [a for items in outcome.assertions.values() for a in items if not a["success"] and a["severity"] == "error"]
+        if failed:
+            raise CheckFailed(f"step {step.id}: {len(failed)} check{'s' if len(failed) > 1 else ''} failed: "
+                              + "; ".join(a["description"] for a in failed))
+
+
+def _retry_policy(step: Step, spec: Pipeline) -> tuple[RetryPolicy, Deadline]:
+    retries = step.retries or spec.retries
+    timeout = (step.timeout or spec.timeout)
+    seconds = timeout.total_seconds() if timeout else STEP_DEADLINE
+    policy = RetryPolicy(max_attempts=retries.count + 1, base_delay=retries.backoff.total_seconds(),
+                         max_delay=retries.max_delay.total_seconds(), jitter=0.5 if retries.jitter else 0.0,
+                         deadline=seconds)
+    return policy, Deadline(seconds, name=f"step {step.id} timeout")
+
+
+def _retryable(exc: BaseException, retries: Retries) -> bool:
+    if isinstance(exc, CheckFailed):
+        return False  # the same data fails the same check again
+    kinds = set(retries.on)
+    if RetryOn.ANY in kinds:
+        return True
+    if isinstance(exc, TimeoutError):
+        return RetryOn.TIMEOUT in kinds
+    return RetryOn.SOURCE in kinds
+
+
+# ---------------------------------------------------------------------- step kinds
+
+
+def _execute(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
+    handlers: dict[StepKind, Callable[[Step, StepPlan, Plan, Environment], _Outcome]] = {
+        StepKind.GATE: _gate, StepKind.EXTRACT: _extract, StepKind.SQL: _sql, StepKind.PYTHON: _python,
+        StepKind.LOAD: _load, StepKind.CHECK: _check,
+    }
+    return handlers[step.kind](step, step_plan, plan, env)
+
+
+def _gate(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
+    gate = step.gate
+    assert gate is not None
+    if gate.http is not None:
+        import httpx
+
+        try:
+            status = httpx.get(gate.http.url, timeout=10.0).status_code
+        except httpx.HTTPError as exc:
+            raise PipelineError(f"gate {step.id}: {gate.http.url} did not answer ({type(exc).__name__})") from None
+        if status != gate.http.expect_status:
+            raise PipelineError(f"gate {step.id}: {gate.http.url} answered {status}, expected {gate.http.expect_status}")
+    elif gate.sql is not None:
+        rows = env.target.query(gate.sql.query)
+        if not rows or not rows[0] or not rows[0][0]:
+            raise PipelineError(f"gate {step.id}: the probe query returned no true value")
+    return _Outcome()
+
+
+def _extract(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
+    extract = step.extract
+    assert extract is not None and extract.file is not None
+    if env.target.dialect != "duckdb":
+        raise ConfigError(f"step {step.id}: file extracts load into DuckDB targets only in this version")
+    path = (plan.spec.parent / extract.file.path).resolve()
+    if not path.is_file():
+        raise PipelineError(f"step {step.id}: no such file {path}")
+    reader = {FileFormat.CSV: "read_csv", FileFormat.JSONL: "read_json", FileFormat.PARQUET: "read_parquet"}[extract.file.format]
+    literal = "'" + str(path).replace("'", "''") + "'"
+    if extract.file.columns and extract.file.format is not FileFormat.PARQUET:
+        columns = "{" + ", ".join(f"'{c.name}': '{c.type}'" for c in extract.file.columns) + "}"
+        options = f", columns = {columns}" + (", header = true" if extract.file.format is FileFormat.CSV else "")
+    else:
+        options = ""
+    result = env.target.replace_from_sql(extract.into, f"SELECT * FROM {reader}({literal}{options})")
+    return _Outcome(rows={extract.into: result.total})
+
+
+def _sql(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
+    assert step.sql is not None
+    outcome = _Outcome()
+    try:
+        statements = sqlglot.parse(step_plan.sql, read=step.sql.dialect)
+    except sqlglot.errors.ParseError as exc:
+        raise PipelineError(f"step {step.id}: {exc}") from None
+    for statement in statements:
+        if statement is None:
+            continue
+        if isinstance(statement, exp.Create) and isinstance(statement.expression, exp.Query):
+            table = statement.this.find(exp.Table) if not isinstance(statement.this, exp.Table) else statement.this
+            assert table is not None
+            name = ".".join(p for p in (table.db, table.name) if p)
+            select = statement.expression.sql(dialect=env.target.dialect)
+            outcome.rows[name] = _run(env, step, lambda: env.target.replace_from_sql(name, select).total)
+        else:
+            text = statement.sql(dialect=env.target.dialect)
+            _run(env, step, lambda: _execute_sql(env.target, text))
+    return outcome
+
+
+def _execute_sql(target: Target, text: str) -> int:
+    with target.connect() as conn:
+        conn.execute(text)
+    return 0
+
+
+def _run(env: Environment, step: Step, action: Callable[[], int]) -> int:
+    """A warehouse call with the driver's errors as ours (named by step)."""
+    try:
+        return action()
+    except LineageAuditError:
+        raise
+    except Exception as exc:  # the drivers' error classes differ per target
+        raise PipelineError(f"step {step.id}: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}") from None
+
+
+def _python(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
+    assert step.python is not None
+    module_name, _, function_name = step.python.callable.partition(":")
+    try:
+        function = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"step {step.id}: cannot import {step.python.callable}: {exc}") from None
+    result = function(StepContext(plan.day, plan.params, env.target, step_plan))
+    rows = {t: int(n) for t, n in (result or {}).items()} if isinstance(result, Mapping) else {}
+    return _Outcome(rows=rows)
+
+
+def _load(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
+    load = step.load
+    assert load is not None
+    source = step_plan.reads[0] if step_plan.reads else None
+    if source is None:
+        raise PipelineError(f"step {step.id}: step {load.from_} wrote no table to load")
+    target, table = env.target, load.table
+    if load.mode is LoadMode.REPLACE:
+        return _Outcome(rows={table: _run(env, step, lambda: target.replace_from_sql(table, f"SELECT * FROM {quote(source)}").total)})
+
+    def merge() -> int:
+        with target.connect() as conn:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.split('.')[0])}")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {quote(table)} AS SELECT * FROM {quote(source)} WHERE 1 = 0")
+            if load.mode is LoadMode.UPSERT:
+                keys = ", ".join(quote(k) for k in load.keys)
+                conn.execute(f"DELETE FROM {quote(table)} WHERE ({keys}) IN (SELECT {keys} FROM {quote(source)})")
+            conn.execute(f"INSERT INTO {quote(table)} SELECT * FROM {quote(source)}")
+            return int(conn.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0])
+
+    return _Outcome(rows={table: _run(env, step, merge)})
+
+
+def _check(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
+    checks = step.check
+    assert checks is not None
+    table = checks.dataset
+    results = []
+    for check in checks.checks:
+        failing = _run(env, step, lambda c=check: _failing_rows(env.target, table, c))  # type: ignore[misc]
+        description = f"{_check_name(check)}: {failing} failing row{'s' if failing != 1 else ''}" if failing else _check_name(check)
+        results.append({"assertion": _check_name(check), "success": failing == 0, "column": _check_column(check),
+                        "severity": check.severity.value, "description": description})
+    return _Outcome(assertions={table: results})
+
+
+def _failing_rows(target: Target, table: str, check: Check) -> int:
+    t = quote(table)
+    if check.not_null is not None:
+        sql = f"SELECT count(*) FROM {t} WHERE {quote(check.not_null)} IS NULL"
+    elif check.unique is not None:
+        c = quote(check.unique)
+        sql = f"SELECT count(*) FROM (SELECT {c} FROM {t} GROUP BY {c} HAVING count(*) > 1) AS dupes"
+    elif check.accepted_values is not None:
+        values = ", ".join(_literal(v) for v in check.accepted_values.values)
+        sql = f"SELECT count(*) FROM {t} WHERE {quote(check.accepted_values.column)} NOT IN ({values})"
+    elif check.row_count is not None:
+        count = int(target.query(f"SELECT count(*) FROM {t}")[0][0])
+        low, high = check.row_count.min, check.row_count.max
+        return int((low is not None and count < low) or (high is not None and count > high))
+    elif check.relationships is not None:
+        other, _, column = check.relationships.to.rpartition(".")
+        c = quote(check.relationships.column)
+        sql = f"SELECT count(*) FROM {t} WHERE {c} IS NOT NULL AND {c} NOT IN (SELECT {quote(column)} FROM {quote(other)})"
+    elif check.freshness is not None:
+        cutoff = datetime.now(timezone.utc) - check.freshness.max_age
+        newest = target.query(f"SELECT max({quote(check.freshness.column)}) FROM {t}")[0][0]
+        return int(newest is None or _aware(newest) < cutoff)
+    else:
+        assert check.sql is not None
+        sql = f"SELECT count(*) FROM ({check.sql}) AS failing"
+    return int(target.query(sql)[0][0])
+
+
+def _aware(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return datetime.combine(value, day_time(0), tzinfo=timezone.utc)
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _check_name(check: Check) -> str:
+    kind = next(k for k in ("not_null", "unique", "accepted_values", "row_count", "freshness", "relationships", "sql")
+                if getattr(check, k) is not None)
+    return kind
+
+
+def _check_column(check: Check) -> str | None:
+    for value in (check.not_null, check.unique):
+        if value:
+            return value
+    for model in (check.accepted_values, check.relationships, check.freshness):
+        if model is not None:
+            return str(model.column)
+    return None
+
+
+def _assertions_facet(results: list[dict[str, Any]]) -> Any:
+    from openlineage.client.facet_v2 import data_quality_assertions_dataset as dqa
+
+    return dqa.DataQualityAssertionsDatasetFacet(assertions=[
+        dqa.Assertion(assertion=r["assertion"], success=r["success"], column=r["column"]) for r in results])
+
+
+def _schema(target: Target, table: str) -> list[tuple[str, str]] | None:
+    try:
+        columns = target.columns(table)
+    except Exception:  # a table a step has not written yet has no schema to report
+        return None
+    return [(name, kind) for name, kind in columns] or None
+
+
+__all__ = ["run_spec", "StepContext", "CheckFailed", "CheckSeverity"]

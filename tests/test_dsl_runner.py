@@ -1,0 +1,191 @@
+"""The local runner: a spec runs end to end on DuckDB, idempotently, with lineage per step."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from collectors.store import EmbeddedStore
+from lineage_auditor.graph import LineageGraph
+from lineage_auditor.model import ColumnRef, DatasetRef
+from pipelines.dsl import load_spec
+from pipelines.dsl.runner import run_spec
+
+ORDERS = "order_id,user_id,amount,order_day\n1,10,5.00,2024-05-01\n2,10,7.50,2024-05-01\n3,11,3.25,2024-05-01\n4,12,9.99,2024-05-02\n"
+USERS = "id,country\n10,DE\n11,FR\n12,DE\n"
+
+SPEC = """\
+apiVersion: lineage-audit/v1
+kind: Pipeline
+id: daily_revenue
+team: growth
+owners: [{name: "team:growth"}]
+params:
+  min_amount: {type: number, default: 0}
+retries: {count: 0}
+steps:
+  - id: orders
+    extract:
+      into: staging.orders
+      file:
+        path: orders.csv
+        columns: [{name: order_id, type: INTEGER}, {name: user_id, type: INTEGER},
+                  {name: amount, type: "DECIMAL(10,2)"}, {name: order_day, type: DATE}]
+  - id: users
+    extract:
+      into: staging.users
+      file: {path: users.csv, columns: [{name: id, type: INTEGER}, {name: country, type: VARCHAR}]}
+  - id: revenue
+    depends_on: [orders, users]
+    sql:
+      dialect: postgres
+      query: |
+        CREATE TABLE mart.daily_revenue AS
+        SELECT o.user_id, u.country, o.order_day, SUM(o.amount) AS revenue
+        FROM staging.orders o JOIN staging.users u ON u.id = o.user_id
+        WHERE o.order_day = DATE '{{ ds }}' AND o.amount > {{ params.min_amount }}
+        GROUP BY o.user_id, u.country, o.order_day
+  - id: publish
+    load: {from: revenue, table: analytics.daily_revenue, mode: upsert, keys: [user_id, order_day]}
+  - id: quality
+    depends_on: [publish]
+    check:
+      dataset: analytics.daily_revenue
+      checks:
+        - not_null: user_id
+        - unique: user_id
+          severity: warn
+        - accepted_values: {column: country, values: [DE, FR]}
+"""
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "orders.csv").write_text(ORDERS)
+    (tmp_path / "users.csv").write_text(USERS)
+    (tmp_path / "spec.yml").write_text(SPEC)
+    return tmp_path
+
+
+def _run(project: Path, day: date, spec: str = "spec.yml", **kwargs):  # type: ignore[no-untyped-def]
+    return run_spec(load_spec(project / spec), day, target=f"duckdb:{project / 'wh.duckdb'}",
+                    lineage=f"embedded:{project / 'lineage.db'}", home=project / ".lineage", **kwargs)
+
+
+def _rows(project: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(project / "wh.duckdb"), read_only=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_a_spec_runs_end_to_end_and_a_rerun_leaves_the_same_rows(project: Path) -> None:
+    first = _run(project, date(2024, 5, 1))
+    assert first.ok, first
+    assert [s.job for s in first.steps] == [f"daily_revenue.{n}" for n in ("orders", "users", "revenue", "publish", "quality")]
+    table = "SELECT user_id, country, order_day::VARCHAR, revenue FROM analytics.daily_revenue ORDER BY 1, 3"
+    once = _rows(project, table)
+    assert [(r[0], r[1], r[2], float(r[3])) for r in once] == [(10, "DE", "2024-05-01", 12.5), (11, "FR", "2024-05-01", 3.25)]
+    assert _run(project, date(2024, 5, 1)).ok
+    assert _rows(project, table) == once  # upsert on (user_id, order_day): idempotent
+    assert _run(project, date(2024, 5, 2)).ok  # the next day adds its rows
+    assert len(_rows(project, table)) == 3
+
+
+def test_every_step_is_a_child_run_with_column_lineage(project: Path) -> None:
+    summary = _run(project, date(2024, 5, 1))
+    with EmbeddedStore(project / "lineage.db") as store:
+        events = list(store.events())
+    graph = LineageGraph.from_events(events)
+    jobs = {j.name for j in graph.jobs()}
+    assert jobs == {"daily_revenue", *(f"daily_revenue.{n}" for n in ("orders", "users", "revenue", "publish", "quality"))}
+    parents = {e["job"]["name"]: e["run"]["facets"].get("parent", {}).get("run", {}).get("runId")
+               for e in events if e["eventType"] == "COMPLETE"}
+    assert {parents[f"daily_revenue.{n}"] for n in ("orders", "revenue", "quality")} == {summary.run_id}
+    revenue = next(d for d in graph.datasets() if d.name.endswith("mart.daily_revenue"))
+    upstream = graph.column_upstream(ColumnRef(revenue, "revenue"), direct_only=True)
+    assert [c.field for c in upstream] == ["amount"] and upstream[0].dataset.name.endswith("staging.orders")
+    assert [c.field for c in graph.columns(revenue)] == ["user_id", "country", "order_day", "revenue"]
+    checks = [e for e in events if e["job"]["name"] == "daily_revenue.quality" and e["eventType"] == "COMPLETE"][0]
+    assertions = checks["inputs"][-1]["inputFacets"]["dataQualityAssertions"]["assertions"]
+    assert [(a["assertion"], a["success"]) for a in assertions] == [("not_null", True), ("unique", True), ("accepted_values", True)]
+
+
+def test_a_failing_error_check_fails_the_run_and_says_why(project: Path) -> None:
+    (project / "users.csv").write_text(USERS.replace("11,FR", "11,XX"))
+    summary = _run(project, date(2024, 5, 1))
+    assert summary.state == "FAIL"
+    quality = summary.steps[-1]
+    assert quality.state == "FAIL" and quality.error == "step quality: 1 check failed: accepted_values: 1 failing row"
+
+
+def test_a_flaky_python_step_is_retried_with_backoff_then_succeeds(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = project / "flaky_steps.py"
+    module.write_text(
+        "from lineage_auditor.errors import PipelineError\n"
+        "calls = []\n"
+        "def fetch(ctx):\n"
+        "    calls.append(ctx.day)\n"
+        "    if len(calls) < 3:\n"
+        "        raise PipelineError('source not ready')\n"
+        "    ctx.execute('CREATE SCHEMA IF NOT EXISTS raw; CREATE OR REPLACE TABLE raw.x AS SELECT 1 AS a')\n"
+        "    return {'raw.x': 1}\n")
+    monkeypatch.syspath_prepend(str(project))
+    (project / "flaky.yml").write_text(
+        "apiVersion: lineage-audit/v1\nkind: Pipeline\nid: flaky\nteam: t\n"
+        "steps:\n  - id: fetch\n    retries: {count: 3, backoff: 2s, max_delay: 10s, jitter: false}\n"
+        "    python: {callable: 'flaky_steps:fetch', outputs: [raw.x]}\n")
+    waits: list[float] = []
+    summary = _run(project, date(2024, 5, 1), spec="flaky.yml", sleep=waits.append)
+    assert summary.ok, summary
+    import flaky_steps  # type: ignore[import-not-found]
+
+    assert len(flaky_steps.calls) == 3
+    assert waits == [2.0, 4.0]  # exponential backoff from the spec
+
+
+def test_a_failing_gate_stops_the_run_before_any_source_is_read(project: Path) -> None:
+    requests: list[str] = []
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            requests.append(self.path)
+            self.send_response(503)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        gate = (f"  - id: upstream_ok\n    gate:\n      http: {{url: 'http://127.0.0.1:{server.server_port}/health'}}\n")
+        text = SPEC.replace("steps:\n", "steps:\n" + gate, 1).replace("  - id: orders\n", "  - id: orders\n    depends_on: [upstream_ok]\n", 1)
+        text = text.replace("  - id: users\n", "  - id: users\n    depends_on: [upstream_ok]\n", 1)
+        (project / "gated.yml").write_text(text)
+        summary = _run(project, date(2024, 5, 1), spec="gated.yml")
+    finally:
+        server.shutdown()
+    assert summary.state == "FAIL" and requests == ["/health"]
+    assert [s.job for s in summary.steps] == ["daily_revenue.upstream_ok"]
+    assert "answered 503, expected 200" in (summary.steps[0].error or "")
+    assert not (project / "wh.duckdb").exists() or not _rows(project, "SELECT * FROM information_schema.tables WHERE table_schema = 'staging'")
+
+
+def test_the_run_command_backfills_days_in_order(project: Path) -> None:
+    from click.testing import CliRunner
+
+    from lineage_auditor.cli import _register, cli
+
+    _register()
+    res = CliRunner().invoke(cli, ["pipelines", "run", str(project / "spec.yml"), "--start", "2024-05-01", "--end", "2024-05-03",
+                                   "--target", f"duckdb:{project / 'wh.duckdb'}", "--lineage", f"embedded:{project / 'l.db'}",
+                                   "--format", "json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    runs = json.loads(res.stdout)["runs"]
+    assert [r["nominal_start"][:10] for r in runs] == ["2024-05-01", "2024-05-02", "2024-05-03"]
+    assert _rows(project, "SELECT count(*) FROM analytics.daily_revenue") == [(3,)]
