@@ -5,6 +5,7 @@ dead letters, spooled lineage, and no secret in any event."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import socket
 import uuid
@@ -277,7 +278,8 @@ def test_use_last_snapshot_builds_from_it_and_marks_the_run_degraded(
 
     too_old = spec.model_copy(update={"max_staleness": timedelta(seconds=0)})
     stale, env = run(too_old, tmp_path, target, api, orders_csv, policy=GIVE_UP_FAST)
-    assert stale.state == "FAIL" and "older than max_staleness" in (stale.error or "")
+    assert stale.state == "FAIL" and "older than max_staleness 0s" in (stale.error or "")
+    assert re.search(r"is \d+(\.\d+)?s old", stale.error or ""), stale.error  # seconds, never "0m"
 
 
 def test_lineage_target_down_spools_every_event_and_the_pipeline_succeeds(
