@@ -58,7 +58,7 @@ def orders_frame(rows: int, folder: Path) -> pd.DataFrame:
     csv_path = folder / "orders.csv"
     generate_orders(csv_path, rows, n_users=max(1000, rows // 20), seed=1)
     with DeadLetterWriter(folder / "dead.jsonl") as dead:
-        frame, stats = read_orders(csv_path, dead)
+        frame, stats = read_orders(csv_path, dead, target=ORDERS_TABLE)
     assert stats.rows_rejected == 0
     return frame
 

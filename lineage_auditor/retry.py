@@ -26,8 +26,6 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
-import tenacity
-
 from lineage_auditor.durations import display_duration
 
 T = TypeVar("T")
@@ -202,6 +200,8 @@ def retry_call(attempt: Callable[[], T], *, policy: RetryPolicy, deadline: Deadl
     Any other exception ends the loop at once. Raises :class:`GaveUp` after
     ``policy.max_attempts`` attempts, or as soon as the next wait would not fit in ``deadline``.
     """
+    import tenacity  # here, not at module level: importing the CLI stays cheap
+
     rng = rng or random.Random()
 
     def last_failure(state: tenacity.RetryCallState) -> Retryable:

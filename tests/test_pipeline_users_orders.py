@@ -5,6 +5,7 @@ dead letters, spooled lineage, and no secret in any event."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import socket
 import uuid
@@ -211,6 +212,35 @@ def test_malformed_page_goes_to_dead_letters_and_the_run_continues(
     validate_own_facet(degraded, "DegradedRunFacet")
 
 
+@pytest.mark.parametrize("kind", ["duckdb", "postgres"])
+def test_an_out_of_range_value_costs_its_row_not_the_load(
+    kind: str, tmp_path: Path, spec: UsersOrdersSpec, api: MockApiServer, request: pytest.FixtureRequest,
+) -> None:
+    """An amount too big for DECIMAL(14,2) (and an id too big for BIGINT) used to fail the whole
+    load; validation now knows the target's types, so those rows are dead-lettered with their
+    line numbers and the others load."""
+    orders = tmp_path / "orders.csv"
+    generate_orders(orders, 500, N_USERS, seed=5)
+    lines = orders.read_text(encoding="utf-8").splitlines()
+    lines[7] = "100007,3,2024-03-01T10:00:00Z,12345678901234.50,USD,paid"  # line 8 of the file
+    lines[20] = "100020,99999999999999999999,2024-03-01T10:00:00Z,10.00,USD,paid"  # line 21
+    lines[30] = "100030,4,2024-03-01T10:00:00Z,123456789012.34,USD,paid"  # line 31: 12 digits fit
+    orders.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    target = request.getfixturevalue("pg_dsn") if kind == "postgres" else f"duckdb:{tmp_path}/w.duckdb"
+    summary, env = run(spec, tmp_path, target, api, orders)
+    assert summary.ok, summary.error
+    assert summary.counts["orders"] == 498 and summary.counts["orders_rejected"] == 2
+    dead = {d["line"]: d for d in read_dead_letters(summary.dead_letter_file) if "line" in d}
+    assert sorted(dead) == [8, 21]
+    assert "amount '12345678901234.50' does not fit staging.orders.amount NUMERIC(14,2)" in dead[8]["reason"]
+    assert "12 digits before the decimal point" in dead[8]["reason"] and dead[8]["raw"] == lines[7]
+    assert "user_id '99999999999999999999' does not fit staging.orders.user_id BIGINT" in dead[21]["reason"]
+    assert env.target.query("SELECT count(*) FROM staging.orders") == [(498,)]
+    assert env.target.query("SELECT amount FROM staging.orders WHERE order_id = 100030") == [(Decimal("123456789012.34"),)]
+    assert env.target.query("SELECT count(*) FROM staging.orders WHERE order_id IN (100007, 100020)") == [(0,)]
+    assert env.target.table_exists("analytics.user_orders")
+
+
 def test_a_skipped_page_keeps_its_users_from_the_previous_snapshot(
     tmp_path: Path, spec: UsersOrdersSpec, orders_csv: Path
 ) -> None:
@@ -248,7 +278,8 @@ def test_use_last_snapshot_builds_from_it_and_marks_the_run_degraded(
 
     too_old = spec.model_copy(update={"max_staleness": timedelta(seconds=0)})
     stale, env = run(too_old, tmp_path, target, api, orders_csv, policy=GIVE_UP_FAST)
-    assert stale.state == "FAIL" and "older than max_staleness" in (stale.error or "")
+    assert stale.state == "FAIL" and "older than max_staleness 0s" in (stale.error or "")
+    assert re.search(r"is \d+(\.\d+)?s old", stale.error or ""), stale.error  # seconds, never "0m"
 
 
 def test_lineage_target_down_spools_every_event_and_the_pipeline_succeeds(

@@ -132,3 +132,40 @@ def test_a_byte_order_mark_and_crlf_endings_are_accepted(tmp_path):
     frame, stats, dead = read(path, tmp_path)
     assert len(frame) == 1 and [(e["line"], e["raw"]) for e in dead] == [
         (3, "1,3,2024-03-01T00:00:00Z,1.00,EUR,paid")]
+
+
+def test_values_the_target_columns_cannot_hold_are_dead_lettered_with_their_lines(tmp_path):
+    from pipelines.users_orders.extract import ORDERS_TABLE
+
+    rows = [
+        ("1", "9223372036854775807", "123456789012.34"),  # BIGINT max, 12 digits: fit
+        ("2", "9223372036854775808", "1.00"),  # BIGINT max + 1
+        ("3", "7", "999999999999.99"),  # the largest NUMERIC(14,2)
+        ("4", "7", "1000000000000.00"),  # one cent more
+        ("5", "7", "1.005"),  # a third decimal the database would round away
+        ("6", "7", "1.50"),
+        ("7", "7", "1e3"),
+        ("99999999999999999999", "7", "2.00"),  # order_id past BIGINT
+        ("9007199254740993", "9007199254740993", "3.00"),  # past 2**53: must stay exact
+    ]
+    path = tmp_path / "orders.csv"
+    path.write_text(",".join(COLUMNS) + "\n" + "".join(
+        f"{oid},{uid},2024-01-01T00:00:00Z,{amount},USD,paid\n" for oid, uid, amount in rows), encoding="utf-8")
+    dl_path = tmp_path / "dead.jsonl"
+    with DeadLetterWriter(dl_path) as dl:
+        frame, stats = read_orders(path, dl, target=ORDERS_TABLE)
+    dead = {d["line"]: d["reason"] for d in read_dead_letters(dl_path)}
+    assert sorted(dead) == [3, 5, 6, 9]
+    assert "user_id '9223372036854775808' does not fit staging.orders.user_id BIGINT: outside" in dead[3]
+    assert "amount '1000000000000.00' does not fit staging.orders.amount NUMERIC(14,2): more than 12 digits" in dead[5]
+    assert "more than 2 decimal places" in dead[6]
+    assert "order_id '99999999999999999999' does not fit" in dead[9]
+    assert frame["order_id"].tolist() == [1, 3, 6, 7, 9007199254740993]
+    assert frame["user_id"].tolist() == [9223372036854775807, 7, 7, 7, 9007199254740993]
+    assert frame["amount"].tolist() == [123456789012.34, 999999999999.99, 1.5, 1000.0, 3.0]
+    assert stats.rejected_by_rule == {"user_id_out_of_range": 1, "amount_out_of_range": 2, "order_id_out_of_range": 1}
+
+    with DeadLetterWriter(tmp_path / "plain.jsonl") as dl:
+        _, plain = read_orders(path, dl)  # without a target: the frame's own types (ids are int64)
+    assert plain.rejected_by_rule == {"user_id_out_of_range": 1, "order_id_out_of_range": 1}
+    assert "user_id '9223372036854775808' does not fit BIGINT: outside" in read_dead_letters(tmp_path / "plain.jsonl")[0]["reason"]

@@ -25,20 +25,10 @@ from typing import Any, TypeGuard
 
 from lineage_auditor.errors import PipelineError
 from lineage_auditor.model import DatasetRef
+from pipelines.runtime.coltypes import SQL_TYPES
 from pipelines.runtime.copytext import NULL, frame_chunks, row_chunks
 from pipelines.runtime.naming import duckdb_dataset, postgres_dataset
 
-# Logical column types and their spelling per dialect.
-_TYPES: dict[str, dict[str, str]] = {
-    "postgres": {
-        "text": "TEXT", "double": "DOUBLE PRECISION", "int": "INTEGER", "bigint": "BIGINT",
-        "timestamptz": "TIMESTAMPTZ", "date": "DATE", "numeric": "NUMERIC(14,2)", "boolean": "BOOLEAN",
-    },
-    "duckdb": {
-        "text": "VARCHAR", "double": "DOUBLE", "int": "INTEGER", "bigint": "BIGINT",
-        "timestamptz": "TIMESTAMPTZ", "date": "DATE", "numeric": "DECIMAL(14,2)", "boolean": "BOOLEAN",
-    },
-}
 NEW_SUFFIX = "__new"
 
 
@@ -53,7 +43,7 @@ def quote(identifier: str) -> str:
 
 @dataclass(frozen=True)
 class Column:
-    """One column: name, logical type (see ``_TYPES``), whether it may be null, what it means."""
+    """One column: name, logical type (see :mod:`pipelines.runtime.coltypes`), whether it may be null, what it means."""
 
     name: str
     type: str
@@ -171,7 +161,7 @@ class Target(ABC):
         return []
 
     def sql_type(self, column: Column) -> str:
-        return _TYPES[self.dialect][column.type]
+        return SQL_TYPES[self.dialect][column.type]
 
     def schema_fields(self, table: Table) -> list[tuple[str, str, str]]:
         """``(name, type in this dialect, description)`` per column: the ``schema`` facet's fields."""

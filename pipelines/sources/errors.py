@@ -18,7 +18,7 @@ class SourceUnavailable(SourceError):
     """The source stayed down past the deadline, or its circuit breaker is open.
 
     A pipeline catches this to fail cleanly or fall back to its last good snapshot.
-    ``attempts`` counts the HTTP requests made for the call that gave up.
+    ``attempts`` counts every HTTP request of the fetch that gave up (all its pages).
     """
 
     def __init__(self, message: str, *, source: str = "", attempts: int = 0,

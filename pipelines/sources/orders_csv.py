@@ -2,8 +2,11 @@
 
 Columns: ``order_id, user_id, order_ts, amount, currency, status``. The reader checks types,
 required values, allowed values and duplicate order ids with vectorized pandas operations
-(a million rows in a few seconds) and sends every rejected row to the dead-letter file with
-its 1-based physical line number in the file (the header is line 1) and its raw text.
+(a million rows in a few seconds) and, given the table the rows will be loaded into, whether
+each value fits its column there (integer ranges, decimal precision and scale: see
+:mod:`pipelines.runtime.coltypes`), so one out-of-range amount costs one row, not the load.
+Every rejected row goes to the dead-letter file with its 1-based physical line number in the
+file (the header is line 1) and its raw text.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,8 @@ import pandas as pd
 from numpy.dtypes import StringDType
 
 from lineage_auditor.errors import LineageAuditError
+from pipelines.runtime.coltypes import INTEGER_RANGES, LIMITED, NUMERIC_PRECISION, NUMERIC_SCALE, spelled, value_problem
+from pipelines.runtime.targets import Table
 from pipelines.sources.dead_letter import DeadLetterWriter
 
 COLUMNS = ("order_id", "user_id", "order_ts", "amount", "currency", "status")
@@ -136,13 +142,14 @@ def _break_rows(cols: dict[str, np.ndarray], rng: np.random.Generator, n_bad: in
 # --------------------------------------------------------------------------- reader
 
 def read_orders(path: str | os.PathLike[str], dead_letter: DeadLetterWriter, *,
-                source: str | None = None) -> tuple[pd.DataFrame, OrdersStats]:
+                source: str | None = None, target: Table | None = None) -> tuple[pd.DataFrame, OrdersStats]:
     """Valid orders as a typed DataFrame (see :data:`DTYPES`) and what was rejected.
 
-    Every rejected row is written to ``dead_letter`` with ``line`` (1-based physical line of
-    the row's start), ``reason`` (every rule it broke) and ``raw`` (the row's text). A file
-    that is not an orders CSV at all (missing columns, unreadable) raises LineageAuditError
-    naming the file and line.
+    With ``target`` (the table the frame will be loaded into) a value that its column cannot
+    hold is a rejected row too. Every rejected row is written to ``dead_letter`` with
+    ``line`` (1-based physical line of the row's start), ``reason`` (every rule it broke) and
+    ``raw`` (the row's text). A file that is not an orders CSV at all (missing columns,
+    unreadable) raises LineageAuditError naming the file and line.
     """
     p = Path(path)
     source = source or f"orders_csv:{p.name}"
@@ -157,7 +164,8 @@ def read_orders(path: str | os.PathLike[str], dead_letter: DeadLetterWriter, *,
     lines, ends = record_lines[~blank], record_ends[~blank]
     typed, problems = _check(frame)
     dup = problems.pop("__duplicate_of__")
-    reasons = _reasons(frame, problems, dup, lines)
+    misfits = _check_fit(frame, typed, problems, target)
+    reasons = _reasons(frame, problems, dup, lines, misfits)
     bad_mask = np.zeros(len(frame), dtype=bool)
     for mask in problems.values():
         bad_mask |= mask
@@ -232,7 +240,7 @@ def _check(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
         num = pd.to_numeric(frame[col], errors="coerce")
         ok = num.notna() & (num % 1 == 0) & (num > 0)
         problems[f"{col}_not_positive_integer"] = (~ok).to_numpy() & ~problems[f"missing_{col}"]
-        typed[col] = num.where(ok, 0)
+        typed[col] = _exact_integers(num.where(ok, 0), frame[col])
     ts = pd.to_datetime(frame["order_ts"], format="ISO8601", utc=True, errors="coerce")
     problems["order_ts_not_timestamp"] = ts.isna().to_numpy() & ~problems["missing_order_ts"]
     typed["order_ts"] = ts.astype("datetime64[us, UTC]")
@@ -253,6 +261,59 @@ def _check(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     return typed, problems
 
 
+def _exact_integers(values: pd.Series, text: pd.Series) -> pd.Series:
+    """``values`` with every whole number past 2**53 taken from its text: a float column (one
+    bad value makes pandas parse the whole column as floats) would silently change such ids."""
+    if values.dtype.kind != "f":
+        return values
+    big = (values.abs() >= 2**53).to_numpy()
+    if not big.any():
+        return values
+    exact = values.astype(object)
+    exact[big] = [int(Decimal(t.strip())) for t in text[big]]
+    return exact
+
+
+def _check_fit(frame: pd.DataFrame, typed: pd.DataFrame, problems: dict[str, np.ndarray],
+               target: Table | None) -> dict[str, dict[str, str]]:
+    """Add a ``<column>_out_of_range`` mask per column whose type can refuse values.
+
+    The types are the target table's when given, and at least the frame's own (ids are
+    int64, i.e. BIGINT). Only values that passed their own column's checks are tried (one
+    reason per problem), exactly (on the text) and once per distinct value, but only for the
+    few values whose parsed number is near a limit. Returns, per rule, each bad value's reason.
+    """
+    checks = {c.name: (c.type, f"{target.name}.{c.name} ") for c in target.columns} if target else {}
+    for name in ("order_id", "user_id"):
+        checks.setdefault(name, ("bigint", ""))
+    misfits: dict[str, dict[str, str]] = {}
+    for name, (logical, where) in checks.items():
+        if name not in frame.columns or logical not in LIMITED:
+            continue
+        own = [mask for rule, mask in problems.items() if rule == f"missing_{name}" or rule.startswith(f"{name}_not_")]
+        tried = ~np.logical_or.reduce(own)
+        values = frame[name]
+        suspect = tried & _may_not_fit(logical, typed[name])
+        bad = {v: why for v in values[suspect].unique() if (why := value_problem(logical, v)) is not None}
+        rule = f"{name}_out_of_range"
+        problems[rule] = tried & values.isin(list(bad)).to_numpy()
+        misfits[rule] = {v: f"{name} {v!r} does not fit {where}{spelled(logical)}: {why}" for v, why in bad.items()}
+    return misfits
+
+
+def _may_not_fit(logical: str, parsed: pd.Series) -> np.ndarray:
+    """A cheap superset of the values that may not fit ``logical``, from their parsed numbers;
+    :func:`value_problem` then decides exactly, on the text. Floats blur the limits, so the
+    margins are wide: integers from 2**52, decimals from a tenth of the limit or when off the
+    grid of the scale by more than a millionth of its unit."""
+    numbers = pd.to_numeric(parsed, errors="coerce").astype("float64").abs()
+    if logical in INTEGER_RANGES:
+        return (numbers >= 2.0 ** 52).to_numpy()
+    units = numbers * 10.0 ** NUMERIC_SCALE
+    big = numbers >= 0.1 * 10.0 ** (NUMERIC_PRECISION - NUMERIC_SCALE)
+    return (big | ((units - units.round()).abs() > 1e-6)).to_numpy()
+
+
 def _not_in(values: pd.Series, allowed: Any) -> np.ndarray:
     """True where a value fails ``allowed``; the predicate runs once per distinct value."""
     good = [v for v in values.unique() if isinstance(v, str) and allowed(v)]
@@ -270,12 +331,14 @@ _MESSAGES = {
 
 
 def _reasons(frame: pd.DataFrame, problems: dict[str, np.ndarray], dup_of: np.ndarray,
-             lines: np.ndarray) -> dict[int, str]:
+             lines: np.ndarray, misfits: dict[str, dict[str, str]]) -> dict[int, str]:
     """A human reason per bad row position, naming every rule it broke and the bad value."""
     out: dict[int, list[str]] = {}
     for rule, mask in problems.items():
         for i in np.flatnonzero(mask).tolist():
-            if rule.startswith("missing_"):
+            if rule in misfits:
+                text = misfits[rule][frame.at[i, rule.removesuffix("_out_of_range")]]
+            elif rule.startswith("missing_"):
                 text = f"missing {rule[len('missing_'):]}"
             elif rule == "duplicate_order_id":
                 text = f"duplicate order_id {frame.at[i, 'order_id']} (first on line {int(lines[dup_of[i]])})"

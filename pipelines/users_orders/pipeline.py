@@ -192,7 +192,7 @@ def _extract_orders(spec: UsersOrdersSpec, env: Environment, run: RunContext, pa
     with step:
         if not path.is_file():
             raise LineageAuditError("orders file not found", file=str(path))
-        frame, stats = read_orders(path, dead_letter)
+        frame, stats = read_orders(path, dead_letter, target=ex.ORDERS_TABLE)
         loaded = env.target.replace(ex.ORDERS_TABLE, frame)
         metrics = frame_metrics_facet(frame)
         step.add_input(source, metrics=metrics, assertions=assertions_facet(ex.orders_checks(stats)))
