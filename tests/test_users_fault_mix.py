@@ -24,7 +24,7 @@ from pipelines.sources.mock_api import MockApiServer
 from pipelines.sources.resilience import CircuitBreaker
 from pipelines.sources.users_client import UsersClient
 
-SCALE = 0.02
+SCALE = 0.05  # a 0.5 s request timeout: a busy CI machine does not turn ok requests into timeouts
 FAULT_MIX = {"error_rate": 0.3, "rate_limit_rate": 0.1, "timeout_rate": 0.05}
 SEEDS = range(100, 120)
 MOCK_STALL_S = 30.0  # the mock's default stall for a "timeout" request
