@@ -119,8 +119,13 @@ class LineageView:
         return LineageView({k: v for k, v in self.nodes.items() if k in keep})
 
     def column_edges(self) -> list[ColumnEdge]:
-        """The column edges among ``DATASET_FIELD`` nodes (from ``data.inputFields``)."""
+        """The column edges among ``DATASET_FIELD`` nodes (from ``data.inputFields``).
+
+        Only edges whose both ends are in this view: a view filtered to one direction must
+        not report the inputs of its start column as part of the answer.
+        """
         edges: list[ColumnEdge] = []
+        present = self.columns()
         for node in self.nodes.values():
             data = node.get("data") or {}
             if node.get("type") != "DATASET_FIELD" or not data.get("inputFields"):
@@ -128,6 +133,8 @@ class LineageView:
             target = ColumnRef(DatasetRef(data["namespace"], data["dataset"]), data["field"])
             for item in data["inputFields"]:
                 source = ColumnRef(DatasetRef(item["namespace"], item["dataset"]), item["field"])
+                if source not in present:
+                    continue
                 edges.append(
                     ColumnEdge(
                         source, target,
@@ -237,6 +244,17 @@ class MarquezClient:
 
     def run(self, run_id: str) -> dict[str, Any]:
         return self._get(f"{API}/jobs/runs/{_seg(run_id)}")
+
+    def run_facets(self, run_id: str) -> dict[str, Any]:
+        """The run facets Marquez merged from every event of a run (``errorMessage`` on a FAIL)."""
+        return self._get(f"{API}/jobs/runs/{_seg(run_id)}/facets", {"type": "run"}).get("facets") or {}
+
+    def search(self, query: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """Datasets and jobs whose name matches ``query`` (each with ``type``, ``nodeId``)."""
+        params: dict[str, Any] = {"q": query}
+        if limit is not None:
+            params["limit"] = limit
+        return list(self._get(f"{API}/search", params).get("results") or [])
 
     # -- reading: graphs -----------------------------------------------------------------
 
