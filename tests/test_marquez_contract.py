@@ -12,10 +12,10 @@ from __future__ import annotations
 import pytest
 
 from collectors.marquez.client import (
-    BOTH, DOWNSTREAM, UPSTREAM, MarquezClient, MarquezHTTPError, dataset_node, event_key, field_node,
+    BOTH, COLUMN_LINEAGE_JOB, DOWNSTREAM, UPSTREAM, MarquezClient, MarquezHTTPError, dataset_node, event_key, field_node,
 )
 from lineage_auditor.graph import LineageGraph
-from lineage_auditor.model import ColumnRef, DatasetRef
+from lineage_auditor.model import DIRECT, IDENTITY, ColumnRef, DatasetRef, Transformation
 from tests.marquez_replay import Recordings, ReplayServer, replay_marquez
 
 NS = "postgres://db.example.com:5432"
@@ -50,6 +50,14 @@ def test_column_lineage_downstream_of_a_source_column_is_empty_in_marquez(server
     assert view.column_edges() == []
 
 
+def test_downstream_impact_of_a_source_column_does_not_trust_that_empty_answer(server, recordings):
+    impact = client(server, page_size=3).downstream_columns(NS, ORDERS.name, "amount")
+    assert impact == {col(USER_ORDERS, "revenue_usd")}
+    # The answer is the embedded store's: the graph of the events that were posted.
+    assert impact == set(LineageGraph.from_events(recordings.posted).column_downstream(col(ORDERS, "amount")))
+    assert not [p for m, p, q in server.requests if p == "/api/v1/column-lineage"]
+
+
 def test_column_lineage_downstream_of_an_intermediate_column(server):
     start = field_node(NS, USER_ORDERS.name, "revenue_usd")
     view = client(server).column_lineage(start, depth=5, direction=DOWNSTREAM)
@@ -73,9 +81,10 @@ def test_column_lineage_of_a_dataset_keeps_only_the_deprecated_transformation_pa
     }
     # Only ``country``'s event carried transformationType/Description; Marquez drops the
     # per-input ``transformations`` lists, so every other edge comes back without a type.
-    country = edges[(col(USERS, "country"), col(USER_ORDERS, "country"))]
-    assert (country.transformation_type, country.transformation_description) == ("IDENTITY", "DIRECT/IDENTITY")
-    assert {k for k, e in edges.items() if e.transformation_type} == {(col(USERS, "country"), col(USER_ORDERS, "country"))}
+    assert edges[(col(USERS, "country"), col(USER_ORDERS, "country"))].transformations == frozenset(
+        {Transformation(DIRECT, IDENTITY)})
+    assert {k for k, e in edges.items() if e.transformations} == {(col(USERS, "country"), col(USER_ORDERS, "country"))}
+    assert {e.job for e in edges.values()} == {COLUMN_LINEAGE_JOB}
     # The dataset-level INDIRECT inputs (the JOIN keys) are not kept either.
     assert col(ORDERS, "user_id") not in view.columns()
 
