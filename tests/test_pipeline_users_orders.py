@@ -34,7 +34,7 @@ from pipelines.sources.orders_csv import generate_orders
 from pipelines.sources.resilience import RetryPolicy
 from pipelines.users_orders.pipeline import run_users_orders
 from pipelines.users_orders.transpile import load_model
-from tests.olspec import spec_dir, validate_events
+from tests.olspec import assert_lineage_has_schema, spec_dir, validate_events
 
 FACETS_DIR = Path(__file__).resolve().parents[1] / "pipelines" / "runtime" / "facets"
 
@@ -71,7 +71,9 @@ def run(spec: UsersOrdersSpec, home: Path, target: str, api: MockApiServer, orde
     with Environment.create(spec, target=target, lineage=lineage, home=home) as env:
         summary = run_users_orders(spec, env, api_url=api.url, api_token=api.token, orders_path=orders, policy=policy)
     validate_events(env.events.events[-summary.events_emitted:], custom_facets=CUSTOM_FACETS)
+    assert_lineage_has_schema(env.events.events[-summary.events_emitted:])
     return summary, env
+
 
 
 def validate_own_facet(facet: dict[str, Any], name: str) -> None:

@@ -7,7 +7,8 @@ A pipeline run is the parent; each step is a child run carrying the ``parent`` f
 
 Every event carries: a UUIDv7 run id, ``nominalTime``, ``processing_engine``, and the job
 facets ``jobType``, ``sourceCodeLocation``, ``ownership``, ``documentation`` (and ``sql``
-for SQL steps). Outputs carry ``schema``, ``columnLineage`` and ``outputStatistics``;
+for SQL steps). Outputs carry ``schema``, ``columnLineage`` (never one without the other) and
+``outputStatistics``;
 inputs carry ``dataQualityMetrics`` and ``dataQualityAssertions``.
 
 Events pass :func:`lineage_auditor.scrub.scrub` and an exact-match scrub of the run's known
@@ -274,12 +275,24 @@ class RunContext:
         lineage: DatasetLineage | None = None,
         rows: int | None = None,
     ) -> None:
-        """Record an output dataset with its schema, column lineage and row count."""
+        """Record an output dataset with its schema, column lineage and row count.
+
+        Column lineage never travels without a schema: a START is emitted before the table
+        exists, so until the real schema is recorded the one the lineage implies (its output
+        fields, typed where the SQL engine knew the type) goes with it. A consumer such as
+        Marquez otherwise finds every lineage field missing from the dataset and drops it.
+        """
         entry = self._outputs.setdefault(ref, _Output(ref))
         if schema:
             entry.facets["schema"] = schema_facet(schema)
         if lineage is not None:
-            entry.facets["columnLineage"] = column_lineage_facet(lineage)
+            facet = column_lineage_facet(lineage)
+            entry.facets["columnLineage"] = facet
+            if "schema" not in entry.facets:
+                types = {f.name: f.type for f in lineage.fields}
+                entry.facets["schema"] = schema_dataset.SchemaDatasetFacet(
+                    fields=[schema_dataset.SchemaDatasetFacetFields(name=name, type=types.get(name)) for name in facet["fields"]]
+                )
         if rows is not None:
             entry.output_facets["outputStatistics"] = output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
                 rowCount=int(rows)
