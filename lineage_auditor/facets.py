@@ -39,12 +39,20 @@ def column_lineage_facet(lineage: DatasetLineage) -> dict[str, Any]:
     """The ``columnLineage`` dataset facet for one output dataset.
 
     Output columns are keyed by name; when two outputs share a name the later ones are
-    suffixed with their position (``name#2``), so no column's lineage is lost.
+    suffixed with their position (``name#2``), so no column's lineage is lost. Each field
+    carries the per-input ``transformations`` and, for readers that keep only those (Marquez),
+    the deprecated field-level ``transformationType``/``transformationDescription`` pair.
     """
     fields: dict[str, Any] = {}
     for out in lineage.fields:
         key = out.name if out.name not in fields else f"{out.name}#{out.position}"
-        fields[key] = {"inputFields": _merged_inputs(out.inputs)}
+        spec: dict[str, Any] = {"inputFields": _merged_inputs(out.inputs)}
+        kind, description = transformation_pair(out.inputs)
+        if kind:
+            spec["transformationType"] = kind
+        if description:
+            spec["transformationDescription"] = description
+        fields[key] = spec
     facet: dict[str, Any] = {
         "_producer": PRODUCER,
         "_schemaURL": COLUMN_LINEAGE_SCHEMA_URL,

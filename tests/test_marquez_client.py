@@ -286,3 +286,37 @@ def test_collect_command_between_embedded_stores(tmp_path):
     assert missing.exit_code == 2, missing.output
     assert f"{tmp_path / 'nope.db'}: no embedded lineage store here" in missing.output
     assert not (tmp_path / "nope.db").exists()
+
+
+def test_each_inputs_transformations_survive_marquez_through_the_deprecated_pair():
+    """Marquez keeps only the field-level transformationType/Description and reports it on
+    each input of the field (as the recorded 0.51.1 answers show); our pair names every
+    input's type and subtype, so the reader gets each input's transformations back."""
+    from lineage_auditor.facets import column_lineage_facet
+    from lineage_auditor.model import CONDITIONAL, INDIRECT, TRANSFORMATION, DatasetLineage, InputField, OutputField
+
+    orders, out = DatasetRef("ns", "shop.orders"), DatasetRef("ns", "out")
+    sent = {
+        ColumnRef(orders, "amount"): [Transformation(DIRECT, AGGREGATION)],
+        ColumnRef(orders, "currency"): [Transformation(INDIRECT, CONDITIONAL)],
+        ColumnRef(orders, "email"): [Transformation(DIRECT, TRANSFORMATION, masking=True)],
+    }
+    facet = column_lineage_facet(DatasetLineage(out, [OutputField("revenue", 0, [InputField(c, t) for c, t in sent.items()])]))
+    spec = facet["fields"]["revenue"]
+    assert spec["transformationType"] == AGGREGATION  # the strongest DIRECT subtype
+
+    node = "datasetField:ns:out:revenue"
+    pair = {"transformationType": spec["transformationType"], "transformationDescription": spec["transformationDescription"]}
+    answer = {"graph": [
+        {"id": node, "type": "DATASET_FIELD",
+         "data": {"namespace": "ns", "dataset": "out", "field": "revenue", "fieldType": "NUMERIC", **pair,
+                  "inputFields": [{"namespace": "ns", "dataset": c.dataset.name, "field": c.field, **pair} for c in sent]},
+         "inEdges": [{"origin": node, "destination": f"datasetField:ns:shop.orders:{c.field}"} for c in sent],
+         "outEdges": []},
+        *({"id": f"datasetField:ns:shop.orders:{c.field}", "type": "DATASET_FIELD",
+           "data": {"namespace": "ns", "dataset": "shop.orders", "field": c.field, "inputFields": []},
+           "inEdges": [], "outEdges": [{"origin": f"datasetField:ns:shop.orders:{c.field}", "destination": node}]}
+          for c in sent),
+    ]}
+    got = {e.source: e.transformations for e in LineageView.from_json(answer).column_edges()}
+    assert got == {c: frozenset(t) for c, t in sent.items()}
