@@ -7,8 +7,8 @@ A pipeline run is the parent; each step is a child run carrying the ``parent`` f
 
 Every event carries: a UUIDv7 run id, ``nominalTime``, ``processing_engine``, and the job
 facets ``jobType``, ``sourceCodeLocation``, ``ownership``, ``documentation`` (and ``sql``
-for SQL steps). Outputs carry ``schema``, ``columnLineage`` (never one without the other) and
-``outputStatistics``;
+for SQL steps). Outputs carry ``schema``, ``columnLineage`` (only in an event that has the
+schema too) and ``outputStatistics``;
 inputs carry ``dataQualityMetrics`` and ``dataQualityAssertions``.
 
 Events pass :func:`lineage_auditor.scrub.scrub` and an exact-match scrub of the run's known
@@ -277,22 +277,13 @@ class RunContext:
     ) -> None:
         """Record an output dataset with its schema, column lineage and row count.
 
-        Column lineage never travels without a schema: a START is emitted before the table
-        exists, so until the real schema is recorded the one the lineage implies (its output
-        fields, typed where the SQL engine knew the type) goes with it. A consumer such as
-        Marquez otherwise finds every lineage field missing from the dataset and drops it.
+        Column lineage travels only in events that carry the schema too (:func:`_sendable`).
         """
         entry = self._outputs.setdefault(ref, _Output(ref))
         if schema:
             entry.facets["schema"] = schema_facet(schema)
         if lineage is not None:
-            facet = column_lineage_facet(lineage)
-            entry.facets["columnLineage"] = facet
-            if "schema" not in entry.facets:
-                types = {f.name: f.type for f in lineage.fields}
-                entry.facets["schema"] = schema_dataset.SchemaDatasetFacet(
-                    fields=[schema_dataset.SchemaDatasetFacetFields(name=name, type=types.get(name)) for name in facet["fields"]]
-                )
+            entry.facets["columnLineage"] = column_lineage_facet(lineage)
         if rows is not None:
             entry.output_facets["outputStatistics"] = output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
                 rowCount=int(rows)
@@ -387,12 +378,27 @@ class RunContext:
                 for i in self._inputs.values()
             ],
             outputs=[
-                OutputDataset(namespace=o.ref.namespace, name=o.ref.name, facets=o.facets, outputFacets=o.output_facets)
+                OutputDataset(namespace=o.ref.namespace, name=o.ref.name, facets=_sendable(o.facets), outputFacets=o.output_facets)
                 for o in self._outputs.values()
             ],
             producer=PRODUCER,
         )
         self.events.emit(event)
+
+
+def _sendable(facets: dict[str, Any]) -> dict[str, Any]:
+    """An output's facets as an event may carry them: column lineage only with a schema.
+
+    A SQL step's START is emitted before its table exists, so its schema is not known yet;
+    column lineage without it makes a consumer such as Marquez find every lineage field
+    missing from the dataset (it logs an error per column and keeps a field-less version).
+    The lineage is held back until the event that has the schema (COMPLETE). A schema
+    guessed from the lineage instead would differ from the warehouse's (types, at least)
+    and read as a schema change inside one run.
+    """
+    if "columnLineage" in facets and "schema" not in facets:
+        return {k: v for k, v in facets.items() if k != "columnLineage"}
+    return facets
 
 
 def _openlineage_version() -> str:
