@@ -43,7 +43,7 @@ def test_demo_runs_everything_offline_and_records_lineage(tmp_path: Path, monkey
     assert_lineage_has_schema(stored)
 
     page = (tmp_path / "out" / "lineage.html").read_text(encoding="utf-8")
-    for name in ("features.churn_features", "analytics.user_orders", "weather.hourly", "staging.users", "/v1/forecast", "orders_sample.csv"):
+    for name in ("features.churn_features", "analytics.user_orders", "weather.hourly", "staging.users", "v1/forecast", "orders_sample.csv"):
         assert name in page
 
 
