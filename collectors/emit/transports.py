@@ -9,6 +9,7 @@ failure.
 from __future__ import annotations
 
 import gzip
+import logging
 import sys
 import threading
 import time
@@ -19,7 +20,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from lineage_auditor.scrub import scrub_text, scrub_url
 from collectors.store.sqlite import EmbeddedStore
 from lineage_auditor.errors import DeliveryError as BaseDeliveryError
-from lineage_auditor.errors import EventError
+from lineage_auditor.errors import EventError, LineageAuditError
 from collectors.openlineage_json import append_ndjson, dumps_event
 
 # Short on purpose: a lineage server that is down must cost a pipeline seconds, not minutes
@@ -30,6 +31,9 @@ HTTP_CONNECT_TIMEOUT_S = 2.0
 HTTP_RETRIES = 2
 HTTP_BACKOFF_S = 0.2
 RETRYABLE_STATUS = {408, 425, 429}
+MARQUEZ_ENDPOINT = "api/v1/lineage"
+
+log = logging.getLogger(__name__)
 
 
 class DeliveryError(BaseDeliveryError):
@@ -44,7 +48,9 @@ class Transport(Protocol):
 
     kind: str
 
-    def send(self, event: dict[str, Any]) -> None: ...
+    def send(self, event: dict[str, Any], *, redelivery: bool = False) -> None:
+        """Deliver ``event``; ``redelivery``: it may already be there (a replay of the spool)."""
+        ...
 
     def describe(self) -> str: ...
 
@@ -67,7 +73,7 @@ class EmbeddedTransport:
                 self._store = EmbeddedStore(self.path)
             return self._store
 
-    def send(self, event: dict[str, Any]) -> None:
+    def send(self, event: dict[str, Any], *, redelivery: bool = False) -> None:
         try:
             self._open().add_event(event)
         except EventError as exc:  # sending it again cannot help: set it aside with the reason
@@ -96,8 +102,6 @@ class HttpTransport:
     """
 
     def __init__(self, config: dict[str, Any], kind: str = "http") -> None:
-        from lineage_auditor.errors import LineageAuditError
-
         self.kind = kind
         raw_url = str(config.get("url") or "").strip()
         parts = urlsplit(raw_url)
@@ -105,7 +109,7 @@ class HttpTransport:
             raise LineageAuditError(f"the {kind} transport needs an http(s) URL, got {scrub_url(raw_url)!r}")
         netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
         self.url = urlunsplit((parts.scheme, netloc, parts.path, "", "")).rstrip("/")
-        self.endpoint = str(config.get("endpoint") or "api/v1/lineage").lstrip("/")
+        self.endpoint = str(config.get("endpoint") or MARQUEZ_ENDPOINT).lstrip("/")
         self.timeout = float(config.get("timeout") or HTTP_TIMEOUT_S)
         self.retries = int(config.get("retries", HTTP_RETRIES))
         self.gzip = str(config.get("compression") or "").lower() == "gzip"
@@ -114,6 +118,7 @@ class HttpTransport:
         self._headers.update({str(k): str(v) for k, v in (config.get("custom_headers") or {}).items()})
         self._basic = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
         self._client: Any = None
+        self._reader: Any = None
         self._lock = threading.Lock()
 
     def _http(self) -> Any:
@@ -129,7 +134,16 @@ class HttpTransport:
                 )
             return self._client
 
-    def send(self, event: dict[str, Any]) -> None:
+    def send(self, event: dict[str, Any], *, redelivery: bool = False) -> None:
+        """POST the event, retrying transient failures.
+
+        Marquez stores every POST, so a POST it may already have taken is not simply sent
+        again: on a ``redelivery`` (replay), and on a retry after a failure that came once
+        the request could have reached the server (the connection dropped after the body
+        was sent, a read timeout), Marquez is first asked whether it holds an event of
+        that run, type and time (:meth:`MarquezClient.has_event`), and nothing is sent if
+        it does.
+        """
         import httpx
 
         body = dumps_event(event).encode("utf-8")
@@ -137,11 +151,15 @@ class HttpTransport:
         if self.gzip:
             body = gzip.compress(body, compresslevel=3)
         target = f"{self.url}/{self.endpoint}"
+        maybe_there = redelivery
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
+            if maybe_there and self._already_stored(event):
+                return
             try:
                 response = self._http().post(target, content=body, headers=headers)
             except httpx.HTTPError as exc:
+                maybe_there = maybe_there or _may_have_arrived(exc)
                 if last:
                     raise DeliveryError(f"{self.describe()} unreachable: {type(exc).__name__}: {exc}") from None
             else:
@@ -153,6 +171,24 @@ class HttpTransport:
                     raise DeliveryError(f"{self.describe()} answered HTTP {status}", retryable=retryable)
             time.sleep(min(HTTP_BACKOFF_S * 2**attempt, 1.0))
 
+    def _already_stored(self, event: dict[str, Any]) -> bool:
+        """Marquez already holds this event; False when that cannot be told (the target has
+        no Marquez events API, or cannot be reached: the POST then says what is wrong)."""
+        if self.endpoint != MARQUEZ_ENDPOINT:
+            return False
+        from collectors.marquez.client import MarquezClient
+
+        with self._lock:
+            if self._reader is None:
+                self._reader = MarquezClient(self.url, timeout=self.timeout, headers=self._headers, auth=self._basic,
+                                             verify=self.verify)
+            reader = self._reader
+        try:
+            return reader.has_event(event)
+        except LineageAuditError as exc:
+            log.info("cannot tell whether %s already has the event: %s", self.describe(), exc)
+            return False
+
     def describe(self) -> str:
         return f"{self.kind}:{self.url}/{self.endpoint}"
 
@@ -161,6 +197,16 @@ class HttpTransport:
             if self._client is not None:
                 self._client.close()
                 self._client = None
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+
+
+def _may_have_arrived(exc: Exception) -> bool:
+    """False only for failures before the request left (no connection, no free connection)."""
+    import httpx
+
+    return not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
 
 
 def _auth_headers(auth: Any) -> dict[str, str]:
@@ -171,8 +217,6 @@ def _auth_headers(auth: Any) -> dict[str, str]:
     key = auth.get("apiKey") or auth.get("api_key") or auth.get("apikey")
     if kind == "api_key" and key:
         return {"Authorization": f"Bearer {key}"}
-    from lineage_auditor.errors import LineageAuditError
-
     raise LineageAuditError(f"unsupported auth type {kind!r} for the http transport (use api_key)")
 
 
@@ -184,7 +228,7 @@ class FileTransport:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
-    def send(self, event: dict[str, Any]) -> None:
+    def send(self, event: dict[str, Any], *, redelivery: bool = False) -> None:
         try:
             append_ndjson(self.path, event)
         except OSError as exc:
@@ -205,7 +249,7 @@ class ConsoleTransport:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
 
-    def send(self, event: dict[str, Any]) -> None:
+    def send(self, event: dict[str, Any], *, redelivery: bool = False) -> None:
         stream = self.stream or sys.stderr
         try:
             stream.write(dumps_event(event) + "\n")
@@ -225,7 +269,7 @@ class NoopTransport:
 
     kind = "noop"
 
-    def send(self, event: dict[str, Any]) -> None:
+    def send(self, event: dict[str, Any], *, redelivery: bool = False) -> None:
         return None
 
     def describe(self) -> str:

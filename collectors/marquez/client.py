@@ -26,7 +26,7 @@ Facts about the API this module relies on (Marquez 0.50/0.51, ``spec/openapi.yml
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -223,13 +223,21 @@ class MarquezClient:
         api_key: str | None = None,
         page_size: int = PAGE_SIZE,
         transport: httpx.BaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        verify: bool | str = True,
     ) -> None:
+        """``headers``, ``auth`` (basic) and ``verify`` let a writer that already talks to
+        this Marquez (the HTTP transport) read from it with the same credentials."""
         self.url = url.rstrip("/")
         self.page_size = page_size
-        headers = {"Accept": "application/json"}
+        sent = {**(headers or {}), "Accept": "application/json"}
+        sent.pop("Content-Type", None)
         if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers, transport=transport)
+            sent["Authorization"] = f"Bearer {api_key}"
+        self._http = httpx.Client(
+            base_url=self.url, timeout=timeout, headers=sent, transport=transport, auth=auth, verify=verify
+        )
         self._graph: LineageGraph | None = None
 
     def close(self) -> None:
