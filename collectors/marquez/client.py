@@ -30,11 +30,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
 
 from collectors.openlineage_json import event_identity
+from lineage_auditor.scrub import scrub_text
 from lineage_auditor.times import parse_time, time_key, try_parse_time
 from lineage_auditor.errors import LineageAuditError
 from lineage_auditor.facets import transformations_from_pair
@@ -228,7 +229,16 @@ class MarquezClient:
         verify: bool | str = True,
     ) -> None:
         """``headers``, ``auth`` (basic) and ``verify`` let a writer that already talks to
-        this Marquez (the HTTP transport) read from it with the same credentials."""
+        this Marquez (the HTTP transport) read from it with the same credentials.
+
+        A user and password in ``url`` become basic auth and leave the URL, so neither our
+        messages nor httpx's request log can repeat them.
+        """
+        parts = urlsplit(url)
+        if parts.username is not None:
+            auth = auth or (unquote(parts.username), unquote(parts.password or ""))
+            netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+            url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
         self.url = url.rstrip("/")
         self.page_size = page_size
         sent = {**(headers or {}), "Accept": "application/json"}
@@ -414,11 +424,11 @@ class MarquezClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise LineageAuditError(f"cannot reach Marquez at {self.url}: {exc}") from exc
+            raise LineageAuditError(scrub_text(f"cannot reach Marquez at {self.url}: {exc}")) from None
         if response.status_code >= 400:
             body = response.text.strip().replace("\n", " ")[:300]
             raise MarquezHTTPError(
-                f"Marquez {method} {path} answered {response.status_code}: {body or response.reason_phrase}",
+                scrub_text(f"Marquez {method} {path} answered {response.status_code}: {body or response.reason_phrase}"),
                 response.status_code,
             )
         return response
