@@ -42,7 +42,7 @@ class MarquezDatabase:
     password: str
 
     def env(self) -> dict[str, str]:
-        """The variables ``deploy/marquez.yml`` reads for its ``db`` section."""
+        """The variables ``marquez.yml`` (``collectors/marquez/deploy/``) reads for its ``db`` section."""
         return {
             "POSTGRES_HOST": self.host,
             "POSTGRES_PORT": str(self.port),

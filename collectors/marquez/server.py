@@ -194,7 +194,7 @@ class MarquezServer:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         config = artifact.deploy_dir() / "marquez.yml"
         if not config.is_file():
-            raise MarquezSetupError(f"{config} is missing (set LINEAGE_AUDIT_DEPLOY_DIR)")
+            raise MarquezSetupError(f"{config} is missing (set LINEAGE_AUDIT_DEPLOY_DIR to a folder holding pom.xml and marquez.yml)")
         command = launch.command(config.resolve())
         env = {
             **os.environ,
