@@ -72,6 +72,7 @@ def job_node(namespace: str, name: str) -> str:
 #: Marquez's column-lineage answer names no job; its edges are attributed to this one.
 COLUMN_LINEAGE_JOB = JobRef("marquez", "column-lineage")
 
+
 @dataclass
 class LineageView:
     """A Marquez lineage answer (``{"graph": [nodes]}``) indexed by node id.
