@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from lineage_auditor.errors import LineageAuditError
+from lineage_auditor.scrub import scrub_text
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -25,18 +26,22 @@ DIALECTS = ("ansi", "postgres", "duckdb", "bigquery", "snowflake", "spark", "dat
 
 
 class AuditGroup(click.Group):
-    """A click group that turns our errors into one clear line and exit code 2."""
+    """A click group that turns our errors into one clear line and exit code 2.
+
+    The line is scrubbed of secrets whatever raised it: an address given on the command
+    line (``marquez:http://user:password@host``) may be quoted in any message.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except LineageAuditError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {scrub_text(str(exc))}", err=True)
             ctx.exit(EXIT_INPUT)
         except OSError as exc:
             name = getattr(exc, "filename", None)
             msg = f"{name}: {exc.strerror}" if name and exc.strerror else str(exc)
-            click.echo(f"error: {msg}", err=True)
+            click.echo(f"error: {scrub_text(msg)}", err=True)
             ctx.exit(EXIT_INPUT)
 
 

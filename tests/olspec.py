@@ -228,3 +228,15 @@ def validate_events(events: Iterable[Any], *, custom_facets: Iterable[str] = ())
         validate_event(event, custom_facets=custom_facets)
         count += 1
     return count
+
+
+def assert_lineage_has_schema(events: list[dict[str, Any]]) -> None:
+    """Every output with column lineage names each lineage field in its schema, START included
+    (Marquez drops lineage for a field its dataset's schema lacks)."""
+    for event in events:
+        for output in event["outputs"]:
+            lineage = output["facets"].get("columnLineage")
+            if lineage:
+                names = {f["name"] for f in (output["facets"].get("schema") or {}).get("fields") or []}
+                missing = set(lineage["fields"]) - names
+                assert not missing, f"{event['eventType']} {event['job']['name']}: {sorted(missing)} not in the schema"

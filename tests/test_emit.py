@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -36,6 +37,7 @@ from collectors.emit.examples import example_run
 from collectors.openlineage_json import read_events
 from collectors.store import EmbeddedStore
 from lineage_auditor.audit.view import AuditView
+from lineage_auditor.times import parse_time
 from tests.olspec import validate_event
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,15 +48,23 @@ T0 = datetime(2024, 5, 1, 6, 0, tzinfo=timezone.utc)
 
 
 class LineageServer:
-    """A tiny OpenLineage endpoint: records every POST body; answers ``status`` (or a plan)."""
+    """A tiny OpenLineage endpoint: records every POST body; answers ``status`` (or a plan).
+
+    Like Marquez it keeps every POST it accepts, and lists them on
+    ``GET /api/v1/events/lineage`` (filtered on event time, ``after`` inclusive, ``before``
+    exclusive). ``drop`` makes the next POSTs store the event and then close the connection
+    without an answer: the acknowledgement lost after the server has read the body.
+    """
 
     def __init__(self, port: int = 0) -> None:
         self.received: list[dict] = []
         self.requests = 0
+        self.gets = 0
         self.headers: list[dict[str, str]] = []
         self.status = 201
         self.plan: list[int] = []  # statuses to answer first, then ``status``
         self.reject_run_ids: set[str] = set()
+        self.drop = 0
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -71,9 +81,33 @@ class LineageServer:
                         status = 422
                     if status < 300:
                         server.received.append(event)
+                    dropping = server.drop > 0 and status < 300
+                    server.drop -= 1 if dropping else 0
+                if dropping:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def do_GET(self) -> None:  # noqa: N802
+                url = urlsplit(self.path)
+                if url.path != "/api/v1/events/lineage":
+                    self.send_error(404)
+                    return
+                q = {k: v[0] for k, v in parse_qs(url.query).items()}
+                after, before = parse_time(q["after"]), parse_time(q["before"])
+                with server._lock:
+                    server.gets += 1
+                    rows = [e for e in server.received if after <= parse_time(e["eventTime"]) < before]
+                offset, limit = int(q.get("offset", 0)), int(q.get("limit", 100))
+                data = json.dumps({"events": rows[offset:offset + limit], "totalCount": len(rows)}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def log_message(self, *args: object) -> None:
                 return None
@@ -196,6 +230,35 @@ def test_server_answering_500_spools_then_replay_delivers_in_order_exactly_once(
         assert len(server.received) == 6, "nothing sent twice"
 
 
+def test_an_event_marquez_took_without_acknowledging_is_not_posted_again(home):
+    (event, *_) = [to_event_dict(e) for e in events_of_runs(1)]
+    with lineage_server() as server:
+        server.drop = 1  # stores the event, then the connection drops before the answer
+        transport = HttpTransport({"url": server.url})
+        try:
+            transport.send(event)
+        finally:
+            transport.close()
+        assert server.requests == 1, "the retry asked first and found the event there"
+        assert keys(server.received) == keys([event])
+
+
+def test_replay_after_lost_acknowledgements_stores_each_event_once(home):
+    events = [to_event_dict(e) for e in events_of_runs(3)]
+    with emitter_from_config(f"marquez:http://127.0.0.1:{closed_port()}", cooldown=0) as emitter:
+        pipeline(emitter, events)
+    assert len(Spool(home / "spool").pending()) == 6
+    with lineage_server() as server:
+        # Marquez took the first two before their acknowledgements were lost (so they were
+        # spooled), and it will take the third and drop the connection before answering.
+        server.received.extend(json.loads(json.dumps(e)) for e in events[:2])
+        server.drop = 1
+        result = replay(home / "spool", HttpTransport({"url": server.url}))
+        assert (result.delivered, result.remaining, result.rejected) == (6, 0, [])
+        assert keys(server.received) == keys(events), "each event once, in order"
+        assert server.requests == 4, "events 3-6 posted once each; 1 and 2 found already there"
+
+
 def test_replay_after_target_comes_up(home):
     port = closed_port()
     events = events_of_runs(2)
@@ -268,7 +331,7 @@ def test_replay_twice_into_embedded_store_creates_no_duplicates(home, tmp_path):
 class ExplodingTransport:
     kind = "exploding"
 
-    def send(self, event: dict) -> None:
+    def send(self, event: dict, *, redelivery: bool = False) -> None:
         raise RuntimeError("driver bug")
 
     def describe(self) -> str:

@@ -6,7 +6,9 @@ import copy
 import json
 import logging
 import socket
+import threading
 from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -143,3 +145,63 @@ def test_no_secret_reaches_a_file_the_spool_or_a_log(home, tmp_path, caplog, mon
     assert_no_secret(spooled.read_text())
     assert "unreachable" in caplog.text and "spooling" in caplog.text
     assert_no_secret(caplog.text)
+
+
+class _EmptyMarquez(BaseHTTPRequestHandler):
+    """A Marquez with no events that fails every other request, quoting a DSN with a password."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path.startswith("/api/v1/events/lineage"):
+            self._send(200, b'{"events": [], "totalCount": 0}')
+        else:
+            self._send(500, b"could not connect to postgresql://marquez:S3cretPw@db.internal:5432/marquez")
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+def test_a_password_in_a_marquez_url_is_in_no_message(tmp_path, caplog):
+    """Marquez addresses carry userinfo (marquez:http://user:password@host): no error, log
+    line or output of the Marquez reader, the transport or the CLI may repeat it."""
+    from click.testing import CliRunner
+
+    from collectors.marquez.client import MarquezClient
+    from lineage_auditor.cli import _register, cli
+    from lineage_auditor.errors import LineageAuditError
+
+    caplog.set_level(logging.DEBUG)
+    down = f"http://etl:S3cretPw@127.0.0.1:{closed_port()}"
+    with pytest.raises(LineageAuditError) as unreachable:
+        list(MarquezClient(down, timeout=2).namespaces())
+    assert "cannot reach Marquez at http://127.0.0.1:" in str(unreachable.value)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EmptyMarquez)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    up = f"http://etl:S3cretPw@127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(LineageAuditError) as failing:
+            list(MarquezClient(up).namespaces())
+        assert "answered 500" in str(failing.value)
+
+        _register()
+        runner = CliRunner()
+        copied = runner.invoke(cli, ["collect", "--from", f"marquez:{up}", "--to", f"embedded:{tmp_path / 'x.db'}",
+                                     "--format", "json"])
+        assert copied.exit_code == 0, copied.output
+        refused = runner.invoke(cli, ["collect", "--from", f"marquez:{down}", "--to", f"embedded:{tmp_path / 'y.db'}"])
+        assert refused.exit_code == 2 and "error: " in refused.output
+        shown = runner.invoke(cli, ["lineage", "show", "users", "--store", f"marquez:{down}"])
+        assert shown.exit_code == 2
+        spooled = runner.invoke(cli, ["replay", "--lineage", f"marquez:{up}"], env={"LINEAGE_AUDIT_HOME": str(tmp_path)})
+    finally:
+        server.shutdown()
+        server.server_close()
+    for text in (str(unreachable.value), str(failing.value), copied.output, refused.output, shown.output,
+                 spooled.output, caplog.text):
+        assert_no_secret(text)

@@ -22,7 +22,8 @@ from collectors.marquez.client import (
 from collectors.marquez.collect import copy_events, open_store
 from collectors.store import EmbeddedStore
 from lineage_auditor.errors import LineageAuditError
-from lineage_auditor.model import ColumnRef, DatasetRef
+from lineage_auditor.graph import LineageGraph
+from lineage_auditor.model import AGGREGATION, DIRECT, ColumnRef, DatasetRef, Transformation
 from tests.marquez_events import Scenario
 
 
@@ -97,18 +98,20 @@ def test_lists_without_total_count_stop_on_a_short_page():
     assert calls == [0, 3, 6]
 
 
-# An undirected Marquez lineage answer: users -> job -> out, orders -> job.
+# An undirected Marquez lineage answer: users -> job -> out, orders -> job. Each node names
+# itself in ``data`` as Marquez's do (see the recorded lineage answer in the contract tests).
+def _node(kind: str, name: str, ins: list[str], outs: list[str]) -> dict:
+    node_id = f"{kind.lower()}:ns:{name}"
+    return {"id": node_id, "type": kind, "data": {"id": {"namespace": "ns", "name": name}, "namespace": "ns", "name": name},
+            "inEdges": [{"origin": i, "destination": node_id} for i in ins],
+            "outEdges": [{"origin": node_id, "destination": o} for o in outs]}
+
+
 GRAPH = {"graph": [
-    {"id": "dataset:ns:users", "type": "DATASET", "inEdges": [],
-     "outEdges": [{"origin": "dataset:ns:users", "destination": "job:ns:job"}]},
-    {"id": "dataset:ns:orders", "type": "DATASET", "inEdges": [],
-     "outEdges": [{"origin": "dataset:ns:orders", "destination": "job:ns:job"}]},
-    {"id": "job:ns:job", "type": "JOB",
-     "inEdges": [{"origin": "dataset:ns:users", "destination": "job:ns:job"},
-                 {"origin": "dataset:ns:orders", "destination": "job:ns:job"}],
-     "outEdges": [{"origin": "job:ns:job", "destination": "dataset:ns:out"}]},
-    {"id": "dataset:ns:out", "type": "DATASET",
-     "inEdges": [{"origin": "job:ns:job", "destination": "dataset:ns:out"}], "outEdges": []},
+    _node("DATASET", "users", [], ["job:ns:job"]),
+    _node("DATASET", "orders", [], ["job:ns:job"]),
+    _node("JOB", "job", ["dataset:ns:users", "dataset:ns:orders"], ["dataset:ns:out"]),
+    _node("DATASET", "out", ["job:ns:job"], []),
 ]}
 
 
@@ -145,7 +148,7 @@ COLUMNS = {"graph": [
 ]}
 
 
-def test_column_lineage_edges_and_downstream_impact():
+def test_column_lineage_edges_and_direction():
     params = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -153,17 +156,35 @@ def test_column_lineage_edges_and_downstream_impact():
         return httpx.Response(200, json=COLUMNS)
 
     client = _client(handler)
-    impact = client.downstream_columns("ns", "orders", "amount")
-    assert impact == {ColumnRef(DatasetRef("ns", "out"), "revenue"), ColumnRef(DatasetRef("ns", "mart"), "total")}
+    down = client.column_lineage(field_node("ns", "orders", "amount"), direction=DOWNSTREAM)
+    assert down.columns() == {ColumnRef(DatasetRef("ns", t), f) for t, f in
+                              (("orders", "amount"), ("out", "revenue"), ("mart", "total"))}
     assert params[-1] == {"nodeId": "datasetField:ns:orders:amount", "depth": "20", "withDownstream": "true"}
 
     up = client.column_lineage(field_node("ns", "mart", "total"), direction=UPSTREAM)
-    assert {(e.source.field, e.target.field, e.transformation_type) for e in up.column_edges()} == {
-        ("revenue", "total", "AGGREGATION"), ("amount", "revenue", "AGGREGATION")}
+    aggregation = frozenset({Transformation(DIRECT, AGGREGATION)})
+    assert {(e.source.field, e.target.field, e.transformations) for e in up.column_edges()} == {
+        ("revenue", "total", aggregation), ("amount", "revenue", aggregation)}
     assert params[-1]["withDownstream"] == "false"
 
     whole = client.column_lineage(dataset_node("ns", "out"), direction=UPSTREAM)
     assert {str(c) for c in whole.columns()} == {"out.revenue", "out.n", "orders.amount", "orders.id"}
+
+
+def test_downstream_impact_comes_from_the_stored_events_not_column_lineage():
+    endpoint = EventsEndpoint()
+    client = _client(endpoint)
+    s = Scenario.fresh()
+    for event in s.run_events():
+        client.post_event(event)
+    amount = ColumnRef(DatasetRef(s.ds_namespace, s.table("orders")), "amount")
+    expected = set(LineageGraph.from_events(s.run_events()).column_downstream(amount))
+    assert expected
+    assert client.downstream_columns(amount.dataset.namespace, amount.dataset.name, "amount") == expected
+    assert not [r for r in endpoint.requests if r.url.path == "/api/v1/column-lineage"]
+    reads = len(endpoint.requests)
+    client.downstream_columns(amount.dataset.namespace, amount.dataset.name, "amount")
+    assert len(endpoint.requests) == reads  # the graph is kept until the next post
 
 
 def test_column_lineage_of_an_unknown_node_is_empty_but_other_errors_raise():
@@ -265,3 +286,37 @@ def test_collect_command_between_embedded_stores(tmp_path):
     assert missing.exit_code == 2, missing.output
     assert f"{tmp_path / 'nope.db'}: no embedded lineage store here" in missing.output
     assert not (tmp_path / "nope.db").exists()
+
+
+def test_each_inputs_transformations_survive_marquez_through_the_deprecated_pair():
+    """Marquez keeps only the field-level transformationType/Description and reports it on
+    each input of the field (as the recorded 0.51.1 answers show); our pair names every
+    input's type and subtype, so the reader gets each input's transformations back."""
+    from lineage_auditor.facets import column_lineage_facet
+    from lineage_auditor.model import CONDITIONAL, INDIRECT, TRANSFORMATION, DatasetLineage, InputField, OutputField
+
+    orders, out = DatasetRef("ns", "shop.orders"), DatasetRef("ns", "out")
+    sent = {
+        ColumnRef(orders, "amount"): [Transformation(DIRECT, AGGREGATION)],
+        ColumnRef(orders, "currency"): [Transformation(INDIRECT, CONDITIONAL)],
+        ColumnRef(orders, "email"): [Transformation(DIRECT, TRANSFORMATION, masking=True)],
+    }
+    facet = column_lineage_facet(DatasetLineage(out, [OutputField("revenue", 0, [InputField(c, t) for c, t in sent.items()])]))
+    spec = facet["fields"]["revenue"]
+    assert spec["transformationType"] == AGGREGATION  # the strongest DIRECT subtype
+
+    node = "datasetField:ns:out:revenue"
+    pair = {"transformationType": spec["transformationType"], "transformationDescription": spec["transformationDescription"]}
+    answer = {"graph": [
+        {"id": node, "type": "DATASET_FIELD",
+         "data": {"namespace": "ns", "dataset": "out", "field": "revenue", "fieldType": "NUMERIC", **pair,
+                  "inputFields": [{"namespace": "ns", "dataset": c.dataset.name, "field": c.field, **pair} for c in sent]},
+         "inEdges": [{"origin": node, "destination": f"datasetField:ns:shop.orders:{c.field}"} for c in sent],
+         "outEdges": []},
+        *({"id": f"datasetField:ns:shop.orders:{c.field}", "type": "DATASET_FIELD",
+           "data": {"namespace": "ns", "dataset": "shop.orders", "field": c.field, "inputFields": []},
+           "inEdges": [], "outEdges": [{"origin": f"datasetField:ns:shop.orders:{c.field}", "destination": node}]}
+          for c in sent),
+    ]}
+    got = {e.source: e.transformations for e in LineageView.from_json(answer).column_edges()}
+    assert got == {c: frozenset(t) for c, t in sent.items()}

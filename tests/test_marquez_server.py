@@ -25,6 +25,7 @@ from click.testing import CliRunner
 from collectors.marquez.artifact import MarquezSetupError
 from collectors.marquez.cli import marquez as marquez_cli
 from collectors.marquez.database import drop_database
+from lineage_auditor.errors import LineageAuditError
 from collectors.marquez.server import MarquezServer, port_in_use
 
 pytestmark = pytest.mark.postgres
@@ -109,7 +110,7 @@ def test_up_starts_reuses_and_down_stops(env, db_name):
     assert _server(state, db_name).down() is False
 
 
-def test_database_is_owned_by_the_marquez_role(env, db_name):
+def test_database_is_owned_by_a_role_of_its_own(env, db_name):
     server = _server(env / "state", db_name)
     server.up(timeout=60)
     server.down()
@@ -117,9 +118,53 @@ def test_database_is_owned_by_the_marquez_role(env, db_name):
         owner = conn.execute(
             "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (db_name,)
         ).fetchone()
-        login = conn.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'marquez'").fetchone()
-    assert owner == ("marquez",)
+        login = conn.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (f"{db_name}_owner",)).fetchone()
+    assert owner == (f"{db_name}_owner",)
     assert login == (True,)
+
+
+def _passwords(dsn: str) -> dict[str, str | None]:
+    with psycopg.connect(dsn) as conn:
+        return dict(conn.execute("SELECT rolname, rolpassword FROM pg_authid").fetchall())
+
+
+def test_up_never_changes_an_existing_roles_password(env, db_name, pg_admin_dsn, monkeypatch):
+    other_db = f"{db_name}_b"
+    before = _passwords(pg_admin_dsn)
+    first = _server(env / "state-a", db_name)
+    first.up(timeout=60)
+    first.down()
+    second = MarquezServer(env / "state-b", port=0, admin_port=0, db_name=other_db)
+    try:
+        second.up(timeout=60)
+        second.down()
+        after = _passwords(pg_admin_dsn)
+        # Every role that was there keeps its password; each instance got a role of its own.
+        assert {r: after[r] for r in before} == before
+        assert set(after) - set(before) == {f"{db_name}_owner", f"{other_db}_owner"}
+        # Up again (same instance): the kept password is reused, nothing is altered.
+        first.up(timeout=60)
+        first.down()
+        assert _passwords(pg_admin_dsn) == after
+    finally:
+        drop_database(other_db, pg_admin_dsn)
+
+
+def test_a_role_whose_password_is_not_known_is_a_clear_error_and_stays_as_it_was(env, db_name, pg_admin_dsn, monkeypatch):
+    role = f"{db_name}_owner"
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'theirs-Pa55'")
+    before = _passwords(pg_admin_dsn)[role]
+    monkeypatch.delenv("MARQUEZ_DB_PASSWORD", raising=False)
+    with pytest.raises(LineageAuditError, match=f"role {role} already exists and its password is not known.*MARQUEZ_DB_PASSWORD"):
+        _server(env / "state", db_name).up(timeout=60)
+    assert _passwords(pg_admin_dsn)[role] == before
+
+    monkeypatch.setenv("MARQUEZ_DB_PASSWORD", "theirs-Pa55")  # the owner says what it is
+    server = _server(env / "state", db_name)
+    server.up(timeout=60)
+    server.down()
+    assert _passwords(pg_admin_dsn)[role] == before
 
 
 def test_password_never_reaches_state_or_log(env, db_name, monkeypatch):

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from collectors.store import EmbeddedStore
 from lineage_auditor.cli import _register, cli
 from pipelines.runtime.events import CUSTOM_FACETS
-from tests.olspec import validate_events
+from tests.olspec import assert_lineage_has_schema, validate_events
 
 
 def test_demo_runs_everything_offline_and_records_lineage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,9 +40,10 @@ def test_demo_runs_everything_offline_and_records_lineage(tmp_path: Path, monkey
         assert store.count() == 18
         stored = list(store.events())
     assert validate_events(stored, custom_facets=CUSTOM_FACETS) == 18
+    assert_lineage_has_schema(stored)
 
     page = (tmp_path / "out" / "lineage.html").read_text(encoding="utf-8")
-    for name in ("features.churn_features", "analytics.user_orders", "weather.hourly", "staging.users", "/v1/forecast", "orders_sample.csv"):
+    for name in ("features.churn_features", "analytics.user_orders", "weather.hourly", "staging.users", "v1/forecast", "orders_sample.csv"):
         assert name in page
 
 

@@ -35,7 +35,7 @@ from pipelines.sources.orders_csv import generate_orders
 from pipelines.sources.resilience import RetryPolicy
 from pipelines.users_orders.pipeline import run_users_orders
 from pipelines.users_orders.transpile import load_model
-from tests.olspec import spec_dir, validate_events
+from tests.olspec import assert_lineage_has_schema, spec_dir, validate_events
 
 FACETS_DIR = Path(__file__).resolve().parents[1] / "pipelines" / "runtime" / "facets"
 
@@ -72,7 +72,9 @@ def run(spec: UsersOrdersSpec, home: Path, target: str, api: MockApiServer, orde
     with Environment.create(spec, target=target, lineage=lineage, home=home) as env:
         summary = run_users_orders(spec, env, api_url=api.url, api_token=api.token, orders_path=orders, policy=policy)
     validate_events(env.events.events[-summary.events_emitted:], custom_facets=CUSTOM_FACETS)
+    assert_lineage_has_schema(env.events.events[-summary.events_emitted:])
     return summary, env
+
 
 
 def validate_own_facet(facet: dict[str, Any], name: str) -> None:
@@ -142,7 +144,7 @@ def test_users_and_orders_into_postgres_one_row_per_user(
 
     users_step = next(e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"] == "users_orders.extract_users")
     (users_api,) = users_step["inputs"]
-    assert (users_api["namespace"], users_api["name"]) == (api.url, "/users")
+    assert (users_api["namespace"], users_api["name"]) == (api.url, "users")  # the configured URL's host
     assert users_api["inputFacets"]["dataQualityMetrics"]["rowCount"] == N_USERS
     orders_step = next(e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"] == "users_orders.extract_orders")
     (orders_file,) = orders_step["inputs"]
@@ -364,10 +366,27 @@ def test_sql_is_written_once_and_transpiled_per_warehouse() -> None:
 
 def test_cli_default_run_starts_the_mock_api_and_uses_the_sample_orders(tmp_path: Path) -> None:
     _register()
-    result = CliRunner(env={"LINEAGE_AUDIT_HOME": str(tmp_path)}).invoke(cli, [
-        "run", "users-orders", "--target", f"duckdb:{tmp_path}/w.duckdb", "--lineage", "embedded", "--format", "json",
-    ])
-    assert result.exit_code == 0, result.output
-    (report,) = json.loads(result.output)["runs"]
-    assert report["state"] == "COMPLETE" and report["counts"]["users"] == 1000
+    args = ["run", "users-orders", "--target", f"duckdb:{tmp_path}/w.duckdb", "--lineage", "embedded", "--format", "json"]
+    for _ in range(2):  # the mock API listens on a new port each run
+        result = CliRunner(env={"LINEAGE_AUDIT_HOME": str(tmp_path)}).invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        (report,) = json.loads(result.output)["runs"]
+        assert report["state"] == "COMPLETE" and report["counts"]["users"] == 1000
     assert (tmp_path / "lineage.db").is_file()
+
+    # The users are one dataset across runs, named without the mock's ephemeral port.
+    with EmbeddedStore(tmp_path / "lineage.db") as store:
+        extracts = [e for e in store.events() if e["job"]["name"] == "users_orders.extract_users"]
+    assert len(extracts) == 4
+    assert {(i["namespace"], i["name"]) for e in extracts for i in e["inputs"]} == {("http://mock-users-api", "users")}
+
+
+def test_the_users_dataset_namespace_comes_from_the_spec_when_given(
+    tmp_path: Path, spec: UsersOrdersSpec, api: MockApiServer, orders_csv: Path
+) -> None:
+    named = spec.model_copy(update={"source": spec.source.model_copy(update={
+        "users": spec.source.users.model_copy(update={"dataset_namespace": "https://users.example.com"})})})
+    summary, env = run(named, tmp_path, f"duckdb:{tmp_path}/w.duckdb", api, orders_csv)
+    assert summary.ok, summary.error
+    (users_api,) = next(e for e in events_of(env, summary) if e["job"]["name"] == "users_orders.extract_users")["inputs"]
+    assert (users_api["namespace"], users_api["name"]) == ("https://users.example.com", "users")

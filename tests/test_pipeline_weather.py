@@ -148,7 +148,7 @@ def test_every_run_emits_valid_events_with_lineage_and_quality_facets(
     assert job["documentation"]["description"]
 
     (source,) = complete["inputs"]
-    assert (source["namespace"], source["name"]) == ("https://api.open-meteo.com", "/v1/forecast")
+    assert (source["namespace"], source["name"]) == ("https://api.open-meteo.com", "v1/forecast")
     metrics = source["inputFacets"]["dataQualityMetrics"]
     assert metrics["rowCount"] == 72
     assert metrics["columnMetrics"]["relative_humidity_2m"]["max"] == 140
@@ -164,7 +164,7 @@ def test_every_run_emits_valid_events_with_lineage_and_quality_facets(
     assert [f["name"] for f in hourly["facets"]["schema"]["fields"]][:3] == ["location", "observed_at", "latitude"]
     lineage = hourly["facets"]["columnLineage"]
     (f_input,) = lineage["fields"]["temperature_f"]["inputFields"]
-    assert (f_input["namespace"], f_input["name"], f_input["field"]) == ("https://api.open-meteo.com", "/v1/forecast", "temperature_2m")
+    assert (f_input["namespace"], f_input["name"], f_input["field"]) == ("https://api.open-meteo.com", "v1/forecast", "temperature_2m")
     assert f_input["transformations"][0] | {"description": "x"} == {
         "type": "DIRECT", "subtype": "TRANSFORMATION", "description": "x", "masking": False}
     assert lineage["fields"]["temperature_c"]["inputFields"][0]["transformations"][0]["subtype"] == "IDENTITY"

@@ -4,7 +4,10 @@ Replay stops at the first event the target could not take (it is probably down a
 events are never delivered out of order and nothing is lost; run it again later. An event
 the target refuses as invalid is set aside in ``rejected/`` rather than blocking the queue.
 Running it twice, or after a crash between send and delete, is safe: the embedded store
-dedupes on run id + event type + event time and Marquez accepts re-sent events.
+dedupes on run id + event type + event time, and a spooled event may well have reached the
+target already (its acknowledgement was what got lost), so every replayed event is sent as
+a redelivery: the HTTP transport first asks Marquez, which stores every POST, whether it
+holds that run's event of that type and time.
 """
 
 from __future__ import annotations
@@ -92,7 +95,7 @@ def _replay_one(spool: Spool, transport: Transport, path: Path, result: ReplayRe
         result.rejected.append(path.name)
         return True
     try:
-        transport.send(scrub(event))
+        transport.send(scrub(event), redelivery=True)
     except DeliveryError as exc:
         if exc.retryable:
             result.error = str(exc)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import logging
 import sys
 import threading
 import time
@@ -23,7 +24,7 @@ from lineage_auditor.retry import (Deadline, GaveUp, Retryable, RetryPolicy, par
 from lineage_auditor.scrub import scrub_text, scrub_url
 from collectors.store.sqlite import EmbeddedStore
 from lineage_auditor.errors import DeliveryError as BaseDeliveryError
-from lineage_auditor.errors import EventError
+from lineage_auditor.errors import EventError, LineageAuditError
 from collectors.openlineage_json import append_ndjson, dumps_event
 
 # Short on purpose: a lineage server that is down must cost a pipeline seconds, not minutes
@@ -35,6 +36,9 @@ HTTP_CONNECT_TIMEOUT_S = 2.0
 HTTP_RETRIES = 2
 DELIVERY_POLICY = RetryPolicy(max_attempts=HTTP_RETRIES + 1, base_delay=0.2, max_delay=1.0,
                               timeout=HTTP_TIMEOUT_S, deadline=2 * HTTP_TIMEOUT_S, max_retry_after=2 * HTTP_TIMEOUT_S)
+MARQUEZ_ENDPOINT = "api/v1/lineage"
+
+log = logging.getLogger(__name__)
 
 
 class DeliveryError(BaseDeliveryError):
@@ -49,7 +53,9 @@ class Transport(Protocol):
 
     kind: str
 
-    def send(self, event: dict[str, Any]) -> None: ...
+    def send(self, event: dict[str, Any], *, redelivery: bool = False) -> None:
+        """Deliver ``event``; ``redelivery``: it may already be there (a replay of the spool)."""
+        ...
 
     def describe(self) -> str: ...
 
@@ -72,7 +78,7 @@ class EmbeddedTransport:
                 self._store = EmbeddedStore(self.path)
             return self._store
 
-    def send(self, event: dict[str, Any]) -> None:
+    def send(self, event: dict[str, Any], *, redelivery: bool = False) -> None:
         try:
             self._open().add_event(event)
         except EventError as exc:  # sending it again cannot help: set it aside with the reason
@@ -107,8 +113,6 @@ class HttpTransport:
 
     def __init__(self, config: dict[str, Any], kind: str = "http", *,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        from lineage_auditor.errors import LineageAuditError
-
         self.kind = kind
         raw_url = str(config.get("url") or "").strip()
         parts = urlsplit(raw_url)
@@ -116,7 +120,7 @@ class HttpTransport:
             raise LineageAuditError(f"the {kind} transport needs an http(s) URL, got {scrub_url(raw_url)!r}")
         netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
         self.url = urlunsplit((parts.scheme, netloc, parts.path, "", "")).rstrip("/")
-        self.endpoint = str(config.get("endpoint") or "api/v1/lineage").lstrip("/")
+        self.endpoint = str(config.get("endpoint") or MARQUEZ_ENDPOINT).lstrip("/")
         self.timeout = float(config.get("timeout") or HTTP_TIMEOUT_S)
         self.retries = int(config.get("retries", HTTP_RETRIES))
         self.policy = dataclasses.replace(DELIVERY_POLICY, max_attempts=max(1, self.retries + 1), timeout=self.timeout,
@@ -129,6 +133,7 @@ class HttpTransport:
         self._headers.update({str(k): str(v) for k, v in (config.get("custom_headers") or {}).items()})
         self._basic = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
         self._client: Any = None
+        self._reader: Any = None
         self._lock = threading.Lock()
 
     def _http(self) -> Any:
@@ -144,7 +149,17 @@ class HttpTransport:
                 )
             return self._client
 
-    def send(self, event: dict[str, Any]) -> None:
+    def send(self, event: dict[str, Any], *, redelivery: bool = False) -> None:
+        """POST the event, retrying transient failures (the one retry policy).
+
+        Marquez stores every POST, so a POST it may already have taken is not simply sent
+        again: on a ``redelivery`` (replay), and on a retry after a failure that came once
+        the request could have reached the server (the connection dropped after the body
+        was sent), Marquez is first asked whether it holds an event of that run, type and
+        time (:meth:`MarquezClient.has_event`), and nothing is sent if it does. A timeout
+        is not retried (fail fast, see the class): the event goes to the spool and its
+        replay is a redelivery.
+        """
         if self._timed_out:
             raise DeliveryError(f"{self.describe()} {self._timed_out} earlier in this run; not waiting on it again")
         body = dumps_event(event).encode("utf-8")
@@ -153,14 +168,19 @@ class HttpTransport:
             body = gzip.compress(body, compresslevel=3)
         target = f"{self.url}/{self.endpoint}"
         deadline = Deadline(self.policy.deadline, name="delivery deadline")
+        maybe_there = redelivery
 
         def attempt() -> None:
+            nonlocal maybe_there
             import httpx
 
+            if maybe_there and self._already_stored(event):
+                return
             try:
                 response = self._http().post(target, content=body, headers=headers,
                                              timeout=self._timeout(deadline.remaining()))
             except httpx.HTTPError as exc:
+                maybe_there = maybe_there or _may_have_arrived(exc)
                 reason = retryable_reason(exc)
                 if reason == "timeout":
                     self._timed_out = f"did not answer within {self.timeout:g}s"
@@ -188,6 +208,30 @@ class HttpTransport:
         total = max(0.001, min(self.timeout, remaining))
         return httpx.Timeout(total, connect=min(total, HTTP_CONNECT_TIMEOUT_S))
 
+    def _already_stored(self, event: dict[str, Any]) -> bool:
+        """Marquez already holds this event; False when that cannot be told (the target has
+        no Marquez events API, or cannot be reached: the POST then says what is wrong)."""
+        if self.endpoint != MARQUEZ_ENDPOINT:
+            return False
+        from collectors.marquez.client import MarquezClient, MarquezUnreachable
+
+        with self._lock:
+            if self._reader is None:
+                self._reader = MarquezClient(self.url, timeout=self.timeout, headers=self._headers, auth=self._basic,
+                                             verify=self.verify)
+            reader = self._reader
+        try:
+            return reader.has_event(event)
+        except MarquezUnreachable as exc:
+            if exc.timed_out:  # the same silence would meet the POST: fail fast (see the class)
+                self._timed_out = f"did not answer within {self.timeout:g}s"
+                raise DeliveryError(f"{self.describe()} {self._timed_out}; spooling") from None
+            log.info("cannot tell whether %s already has the event: %s", self.describe(), exc)
+            return False
+        except LineageAuditError as exc:
+            log.info("cannot tell whether %s already has the event: %s", self.describe(), exc)
+            return False
+
     def describe(self) -> str:
         return f"{self.kind}:{self.url}/{self.endpoint}"
 
@@ -196,6 +240,16 @@ class HttpTransport:
             if self._client is not None:
                 self._client.close()
                 self._client = None
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+
+
+def _may_have_arrived(exc: Exception) -> bool:
+    """False only for failures before the request left (no connection, no free connection)."""
+    import httpx
+
+    return not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
 
 
 def _auth_headers(auth: Any) -> dict[str, str]:
@@ -206,8 +260,6 @@ def _auth_headers(auth: Any) -> dict[str, str]:
     key = auth.get("apiKey") or auth.get("api_key") or auth.get("apikey")
     if kind == "api_key" and key:
         return {"Authorization": f"Bearer {key}"}
-    from lineage_auditor.errors import LineageAuditError
-
     raise LineageAuditError(f"unsupported auth type {kind!r} for the http transport (use api_key)")
 
 
@@ -219,7 +271,7 @@ class FileTransport:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
-    def send(self, event: dict[str, Any]) -> None:
+    def send(self, event: dict[str, Any], *, redelivery: bool = False) -> None:
         try:
             append_ndjson(self.path, event)
         except OSError as exc:
@@ -240,7 +292,7 @@ class ConsoleTransport:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
 
-    def send(self, event: dict[str, Any]) -> None:
+    def send(self, event: dict[str, Any], *, redelivery: bool = False) -> None:
         stream = self.stream or sys.stderr
         try:
             stream.write(dumps_event(event) + "\n")
@@ -260,7 +312,7 @@ class NoopTransport:
 
     kind = "noop"
 
-    def send(self, event: dict[str, Any]) -> None:
+    def send(self, event: dict[str, Any], *, redelivery: bool = False) -> None:
         return None
 
     def describe(self) -> str:

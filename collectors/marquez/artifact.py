@@ -1,7 +1,8 @@
 """Getting the Marquez API server onto this machine and turning it into a java command line.
 
 Marquez publishes its API server to Maven Central as ``io.github.marquezproject:marquez-api``.
-We fetch it with Maven from the small pom in ``deploy/pom.xml`` into a cache directory, so a
+We fetch it with Maven from the small pom in ``deploy/pom.xml`` (package data beside this
+module, so an installed lineage-audit has it) into a cache directory, so a
 second ``up`` (or a second test run) starts without touching the network. A jar obtained some
 other way (built from source, copied from a company mirror) can be used instead through
 ``LINEAGE_AUDIT_MARQUEZ_JAR``.
@@ -31,13 +32,14 @@ class MarquezSetupError(LineageAuditError):
 
 
 def deploy_dir() -> Path:
-    """Where the project's deploy files (pom.xml, marquez.yml) live.
+    """Where the files ``marquez up`` needs (pom.xml, marquez.yml) live.
 
-    They ship beside the packages in the source tree; ``LINEAGE_AUDIT_DEPLOY_DIR`` points
-    elsewhere for installs that keep them apart.
+    They are package data of this package (``collectors/marquez/deploy/``), so a source
+    checkout and ``pip install .`` find them alike; ``LINEAGE_AUDIT_DEPLOY_DIR`` points at
+    edited copies.
     """
     override = os.environ.get("LINEAGE_AUDIT_DEPLOY_DIR")
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "deploy"
+    return Path(override) if override else Path(__file__).resolve().parent / "deploy"
 
 
 def cache_dir(version: str = MARQUEZ_VERSION) -> Path:
@@ -136,7 +138,7 @@ def fetch_with_maven(version: str, lib: Path) -> None:
         )
     pom = deploy_dir() / "pom.xml"
     if not pom.is_file():
-        raise MarquezSetupError(f"{pom} is missing (set LINEAGE_AUDIT_DEPLOY_DIR to the project's deploy folder)")
+        raise MarquezSetupError(f"{pom} is missing (set LINEAGE_AUDIT_DEPLOY_DIR to a folder holding pom.xml and marquez.yml)")
     staging = lib.with_name(lib.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from collectors.marquez import artifact
+from lineage_auditor.scrub import scrub_url
 from collectors.marquez.server import DEFAULT_ADMIN_PORT, DEFAULT_PORT, START_TIMEOUT_S, MarquezServer
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
@@ -54,7 +55,7 @@ def marquez() -> None:
 @marquez.command("up")
 @click.option("--port", type=int, default=DEFAULT_PORT, show_default=True, help="API port on 127.0.0.1 (0: any free port).")
 @click.option("--admin-port", type=int, default=DEFAULT_ADMIN_PORT, show_default=True, help="Admin/health port (0: any free port).")
-@click.option("--db-name", default="marquez", show_default=True, help="PostgreSQL database (owned by role marquez).")
+@click.option("--db-name", default="marquez", show_default=True, help="PostgreSQL database, owned by a role of its own: <db-name>_owner.")
 @click.option("--marquez-version", default=artifact.MARQUEZ_VERSION, show_default=True, help="marquez-api version to fetch.")
 @click.option("--timeout", type=float, default=START_TIMEOUT_S, show_default=True, help="Seconds to wait for the health check.")
 @STATE_DIR
@@ -183,7 +184,7 @@ def collect(source: str, target: str, fmt: str) -> None:
             task = progress.add_task("copy", total=_count(src))
             result = copy_events(src, dst, on_event=lambda: progress.advance(task))
     if fmt == "json":
-        click.echo(json.dumps({"from": source, "to": target, **result.to_json()}))
+        click.echo(json.dumps({"from": scrub_url(source), "to": scrub_url(target), **result.to_json()}))
     else:
         click.echo(f"{result.read} events read, {result.added} added, {result.already_present} already present")
 

@@ -8,11 +8,15 @@ Facts about the API this module relies on (Marquez 0.50/0.51, ``spec/openapi.yml
 * lists take ``limit``/``offset``; most answer ``totalCount`` too, runs and versions don't,
   so paging stops on a short page;
 * ``GET /api/v1/lineage`` is undirected (it returns the whole connected neighbourhood up to
-  ``depth`` job hops); direction is recovered here from each node's in/out edges;
+  ``depth`` job hops); direction is recovered here from each node's in/out edges, walked
+  by :class:`~lineage_auditor.graph.LineageGraph`;
 * ``GET /api/v1/column-lineage`` returns ``DATASET_FIELD`` nodes whose ``data.inputFields``
   name the columns each field was derived from; downstream nodes only with
   ``withDownstream=true``. Marquez keeps one ``transformationType``/``Description`` per
-  output column (the facet's older fields), not the per-input ``transformations`` list;
+  output column (the facet's older fields), not the per-input ``transformations`` list.
+  Its downstream answer is empty for a column that is not itself derived (the recursive
+  query is anchored on output fields), so the impact question
+  (:meth:`MarquezClient.downstream_columns`) is answered from the stored events instead;
 * ``GET /api/v1/events/lineage`` lists RunEvents only (dataset and job events are stored
   but not listed), filters on event time (``after`` inclusive, ``before`` exclusive, default
   ``before`` is 2030-01-01) and keeps every POST: the same event posted twice is stored
@@ -22,25 +26,35 @@ Facts about the API this module relies on (Marquez 0.50/0.51, ``spec/openapi.yml
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
 
 from collectors.openlineage_json import event_identity
+from lineage_auditor.scrub import scrub_text
 from lineage_auditor.times import parse_time, time_key, try_parse_time
 from lineage_auditor.errors import LineageAuditError
-from lineage_auditor.model import ColumnRef, DatasetRef
+from lineage_auditor.facets import transformations_from_pair
+from lineage_auditor.graph import ColumnEdge, LineageGraph, Node
+from lineage_auditor.model import ColumnRef, DatasetLineage, DatasetRef, InputField, JobRef, OutputField
 
 API = "/api/v1"
 PAGE_SIZE = 100
 FAR_FUTURE = "2999-12-31T00:00:00Z"
 FAR_PAST = "1970-01-01T00:00:00Z"
 UPSTREAM, DOWNSTREAM, BOTH = "upstream", "downstream", "both"
+
+
+class MarquezUnreachable(LineageAuditError):
+    """Marquez did not answer (``timed_out``: it accepted the connection and said nothing)."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 class MarquezHTTPError(LineageAuditError):
@@ -63,19 +77,18 @@ def job_node(namespace: str, name: str) -> str:
     return f"job:{namespace}:{name}"
 
 
-@dataclass(frozen=True)
-class ColumnEdge:
-    """One column-lineage edge as Marquez reports it: ``source`` feeds ``target``."""
-
-    source: ColumnRef
-    target: ColumnRef
-    transformation_type: str | None = None
-    transformation_description: str | None = None
+#: Marquez's column-lineage answer names no job; its edges are attributed to this one.
+COLUMN_LINEAGE_JOB = JobRef("marquez", "column-lineage")
 
 
 @dataclass
 class LineageView:
-    """A Marquez lineage answer (``{"graph": [nodes]}``) indexed by node id."""
+    """A Marquez lineage answer (``{"graph": [nodes]}``) indexed by node id.
+
+    Questions about it (which nodes lie downstream, which column edges it holds) are asked
+    of the one lineage model, :class:`~lineage_auditor.graph.LineageGraph`, built from the
+    answer by :meth:`to_graph`.
+    """
 
     nodes: dict[str, dict[str, Any]]
 
@@ -99,16 +112,71 @@ class LineageView:
                         found.add(end)
         return found
 
-    def reachable(self, start: str, direction: str) -> set[str]:
-        """Every node reachable from ``start`` following edges one way (``start`` excluded)."""
-        seen: set[str] = set()
-        queue = deque([start])
-        while queue:
-            for nxt in self.neighbours(queue.popleft(), direction):
-                if nxt not in seen and nxt != start:
-                    seen.add(nxt)
-                    queue.append(nxt)
-        return seen
+    def refs(self) -> dict[str, Node]:
+        """Each node id's model reference, read from the node's data (ids are ambiguous:
+        namespaces such as ``postgres://host:5432`` contain the separator)."""
+        out: dict[str, Node] = {}
+        for node_id, node in self.nodes.items():
+            ref = _node_ref(node)
+            if ref is not None:
+                out[node_id] = ref
+        return out
+
+    def to_graph(self) -> LineageGraph:
+        """This answer as a lineage graph: job inputs/outputs from the in/out edges of
+        ``DATASET`` and ``JOB`` nodes, column edges from ``DATASET_FIELD`` nodes' inputs."""
+        refs = self.refs()
+        graph = LineageGraph()
+        for node_id, node in self.nodes.items():
+            ref = refs.get(node_id)
+            if isinstance(ref, (DatasetRef, JobRef)):
+                for edge in node.get("inEdges") or []:
+                    _add_table_edge(graph, refs.get(edge.get("origin")), refs.get(edge.get("destination")))
+                for edge in node.get("outEdges") or []:
+                    _add_table_edge(graph, refs.get(edge.get("origin")), refs.get(edge.get("destination")))
+        present = {r for r in refs.values() if isinstance(r, ColumnRef)}
+        by_dataset: dict[DatasetRef, list[OutputField]] = {}
+        for node_id, node in self.nodes.items():
+            target = refs.get(node_id)
+            if not isinstance(target, ColumnRef):
+                continue
+            data = node.get("data") or {}
+            inputs = []
+            for item in data.get("inputFields") or []:
+                source = ColumnRef(DatasetRef(item["namespace"], item["dataset"]), item["field"])
+                if source in present:
+                    kinds = transformations_from_pair(
+                        source,
+                        item.get("transformationType") or data.get("transformationType"),
+                        item.get("transformationDescription") or data.get("transformationDescription"),
+                    )
+                    inputs.append(InputField(source, sorted(kinds)))
+            fields = by_dataset.setdefault(target.dataset, [])
+            fields.append(OutputField(target.field, len(fields), inputs, data.get("fieldType") or None))
+        for dataset, fields in sorted(by_dataset.items()):
+            graph.add_dataset_lineage(COLUMN_LINEAGE_JOB, DatasetLineage(dataset, fields))
+        return graph
+
+    def reachable(self, starts: str | Iterable[str], direction: str) -> set[str]:
+        """Ids of the nodes reachable from ``starts`` following edges one way (``UPSTREAM``
+        or ``DOWNSTREAM``), by the lineage graph's own walks; the starts are excluded
+        unless one reaches another."""
+        refs = self.refs()
+        graph = self.to_graph()
+        found: set[Node] = set()
+        for start in [starts] if isinstance(starts, str) else starts:
+            ref = refs.get(start)
+            if isinstance(ref, ColumnRef):
+                walk = graph.column_downstream if direction == DOWNSTREAM else graph.column_upstream
+                found.update(walk(ref))
+            elif isinstance(ref, (DatasetRef, JobRef)):
+                datasets = graph.downstream(ref) if direction == DOWNSTREAM else graph.upstream(ref)
+                jobs = graph.consumers if direction == DOWNSTREAM else graph.producers
+                found.update(datasets)
+                for dataset in [ref, *datasets] if isinstance(ref, DatasetRef) else datasets:
+                    found.update(j for j in jobs(dataset) if j != ref)
+        ids = {node: node_id for node_id, node in refs.items()}
+        return {ids[n] for n in found if n in ids}
 
     def directed(self, start: str, direction: str) -> "LineageView":
         """Only ``start`` and what lies in ``direction`` of it: the client-side filter that
@@ -119,32 +187,39 @@ class LineageView:
         return LineageView({k: v for k, v in self.nodes.items() if k in keep})
 
     def column_edges(self) -> list[ColumnEdge]:
-        """The column edges among ``DATASET_FIELD`` nodes (from ``data.inputFields``)."""
-        edges: list[ColumnEdge] = []
-        for node in self.nodes.values():
-            data = node.get("data") or {}
-            if node.get("type") != "DATASET_FIELD" or not data.get("inputFields"):
-                continue
-            target = ColumnRef(DatasetRef(data["namespace"], data["dataset"]), data["field"])
-            for item in data["inputFields"]:
-                source = ColumnRef(DatasetRef(item["namespace"], item["dataset"]), item["field"])
-                edges.append(
-                    ColumnEdge(
-                        source, target,
-                        item.get("transformationType") or data.get("transformationType"),
-                        item.get("transformationDescription") or data.get("transformationDescription"),
-                    )
-                )
-        return edges
+        """The column edges among ``DATASET_FIELD`` nodes (from ``data.inputFields``).
+
+        Only edges whose both ends are in this view: a view filtered to one direction must
+        not report the inputs of its start column as part of the answer. Their job is
+        :data:`COLUMN_LINEAGE_JOB`; their transformations are what Marquez kept, the
+        deprecated type/description pair (see :func:`transformations_from_pair`).
+        """
+        return list(self.to_graph().column_edges())
 
     def columns(self) -> set[ColumnRef]:
         """The columns named by the ``DATASET_FIELD`` nodes of this view."""
-        out: set[ColumnRef] = set()
-        for node in self.nodes.values():
-            data = node.get("data") or {}
-            if node.get("type") == "DATASET_FIELD" and "field" in data:
-                out.add(ColumnRef(DatasetRef(data["namespace"], data["dataset"]), data["field"]))
-        return out
+        return {r for r in self.refs().values() if isinstance(r, ColumnRef)}
+
+
+def _node_ref(node: dict[str, Any]) -> Node | None:
+    data = node.get("data") or {}
+    kind = node.get("type")
+    if kind == "DATASET_FIELD" and "field" in data:
+        return ColumnRef(DatasetRef(data["namespace"], data["dataset"]), data["field"])
+    named = data.get("id")
+    ident: dict[str, Any] = named if isinstance(named, dict) else data
+    if kind == "DATASET" and "name" in ident:
+        return DatasetRef(ident["namespace"], ident["name"])
+    if kind == "JOB" and "name" in ident:
+        return JobRef(ident["namespace"], ident["name"])
+    return None
+
+
+def _add_table_edge(graph: LineageGraph, origin: Node | None, destination: Node | None) -> None:
+    if isinstance(origin, DatasetRef) and isinstance(destination, JobRef):
+        graph.add_io(destination, [origin], [])
+    elif isinstance(origin, JobRef) and isinstance(destination, DatasetRef):
+        graph.add_io(origin, [], [destination])
 
 
 class MarquezClient:
@@ -158,13 +233,31 @@ class MarquezClient:
         api_key: str | None = None,
         page_size: int = PAGE_SIZE,
         transport: httpx.BaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        verify: bool | str = True,
     ) -> None:
+        """``headers``, ``auth`` (basic) and ``verify`` let a writer that already talks to
+        this Marquez (the HTTP transport) read from it with the same credentials.
+
+        A user and password in ``url`` become basic auth and leave the URL, so neither our
+        messages nor httpx's request log can repeat them.
+        """
+        parts = urlsplit(url)
+        if parts.username is not None:
+            auth = auth or (unquote(parts.username), unquote(parts.password or ""))
+            netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+            url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
         self.url = url.rstrip("/")
         self.page_size = page_size
-        headers = {"Accept": "application/json"}
+        sent = {**(headers or {}), "Accept": "application/json"}
+        sent.pop("Content-Type", None)
         if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers, transport=transport)
+            sent["Authorization"] = f"Bearer {api_key}"
+        self._http = httpx.Client(
+            base_url=self.url, timeout=timeout, headers=sent, transport=transport, auth=auth, verify=verify
+        )
+        self._graph: LineageGraph | None = None
 
     def close(self) -> None:
         self._http.close()
@@ -179,6 +272,7 @@ class MarquezClient:
 
     def post_event(self, event: dict[str, Any]) -> None:
         """POST one OpenLineage event (Marquez has no batch endpoint)."""
+        self._graph = None
         self._request("POST", f"{API}/lineage", json=event)
 
     def has_event(self, event: dict[str, Any]) -> bool:
@@ -238,6 +332,17 @@ class MarquezClient:
     def run(self, run_id: str) -> dict[str, Any]:
         return self._get(f"{API}/jobs/runs/{_seg(run_id)}")
 
+    def run_facets(self, run_id: str) -> dict[str, Any]:
+        """The run facets Marquez merged from every event of a run (``errorMessage`` on a FAIL)."""
+        return self._get(f"{API}/jobs/runs/{_seg(run_id)}/facets", {"type": "run"}).get("facets") or {}
+
+    def search(self, query: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """Datasets and jobs whose name matches ``query`` (each with ``type``, ``nodeId``)."""
+        params: dict[str, Any] = {"q": query}
+        if limit is not None:
+            params["limit"] = limit
+        return list(self._get(f"{API}/search", params).get("results") or [])
+
     # -- reading: graphs -----------------------------------------------------------------
 
     def lineage(self, node_id: str, *, depth: int = 20, direction: str = BOTH) -> LineageView:
@@ -262,16 +367,27 @@ class MarquezClient:
         if direction == BOTH:
             return view
         starts = [node_id] if node_id in view.nodes else _fields_of_dataset_node(view, node_id)
-        keep: set[str] = set(starts)
-        for start in starts:
-            keep |= view.reachable(start, direction)
+        keep = set(starts) | view.reachable(starts, direction)
         return LineageView({k: v for k, v in view.nodes.items() if k in keep})
 
-    def downstream_columns(self, namespace: str, name: str, field: str, *, depth: int = 20) -> set[ColumnRef]:
-        """Every column derived, directly or not, from one column: the impact query."""
-        start = field_node(namespace, name, field)
-        view = self.column_lineage(start, depth=depth, direction=DOWNSTREAM)
-        return view.columns() - {ColumnRef(DatasetRef(namespace, name), field)}
+    def graph(self, *, refresh: bool = False) -> LineageGraph:
+        """The lineage graph of every event Marquez stored, built the way the embedded
+        store's is; kept until this client posts again (or ``refresh``)."""
+        if self._graph is None or refresh:
+            self._graph = LineageGraph.from_events(self.events())
+        return self._graph
+
+    def downstream_columns(self, namespace: str, name: str, field: str, *, depth: int | None = None) -> set[ColumnRef]:
+        """Every column derived, directly or not, from one column: the impact query.
+
+        Not Marquez's own ``/column-lineage?withDownstream=true``: its recursive query is
+        anchored on output fields, so for a column that is not itself derived (every raw
+        source column) it answers ``{"graph": []}``. The answer comes from the graph of
+        the events Marquez stored instead (:meth:`graph`), which is also what every other
+        reader of a Marquez store uses, so impact through Marquez equals impact through
+        the embedded store. ``depth`` counts column hops (None: unlimited).
+        """
+        return set(self.graph().column_downstream(ColumnRef(DatasetRef(namespace, name), field), depth))
 
     # -- reading: raw events -------------------------------------------------------------
 
@@ -317,11 +433,12 @@ class MarquezClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise LineageAuditError(f"cannot reach Marquez at {self.url}: {exc}") from exc
+            raise MarquezUnreachable(scrub_text(f"cannot reach Marquez at {self.url}: {exc}"),
+                                     timed_out=isinstance(exc, httpx.TimeoutException)) from None
         if response.status_code >= 400:
             body = response.text.strip().replace("\n", " ")[:300]
             raise MarquezHTTPError(
-                f"Marquez {method} {path} answered {response.status_code}: {body or response.reason_phrase}",
+                scrub_text(f"Marquez {method} {path} answered {response.status_code}: {body or response.reason_phrase}"),
                 response.status_code,
             )
         return response

@@ -20,6 +20,7 @@ from collectors.store.address import StoreKind, parse_address, store_path
 from collectors.store.sqlite import EmbeddedStore
 from lineage_auditor.errors import StoreError
 from lineage_auditor.events import from_openlineage
+from lineage_auditor.scrub import scrub_url
 
 
 class EventStore(Protocol):
@@ -80,7 +81,7 @@ def open_store(uri: str, *, must_exist: bool = False) -> EventStore:
         if path.suffix not in NDJSON_SUFFIXES and not (must_exist and path.exists()):
             raise StoreError("events are copied into NDJSON files (.ndjson or .jsonl)", file=str(path))
         return FileEventStore(path, must_exist=must_exist)
-    raise StoreError(f"{uri!r} cannot be copied from or to; use marquez://HOST:PORT, embedded[:PATH] or file:PATH")
+    raise StoreError(f"{scrub_url(uri)!r} cannot be copied from or to; use marquez://HOST:PORT, embedded[:PATH] or file:PATH")
 
 
 def copy_events(

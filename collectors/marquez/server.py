@@ -159,8 +159,7 @@ class MarquezServer:
         say(f"resolving Marquez {self.version}")
         launch = artifact.resolve(self.version)
         say("preparing the marquez database")
-        password = database.role_password(artifact.cache_dir(self.version).parent / "db-password")
-        db = database.ensure_database(self.db_name, password, self.pg_dsn)
+        db = database.ensure_database(self.db_name, artifact.cache_dir(self.version).parent / "db-roles", self.pg_dsn)
         info = self._spawn(launch, db)
         say(f"starting Marquez on {info.url} (pid {info.pid})")
         try:
@@ -195,7 +194,7 @@ class MarquezServer:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         config = artifact.deploy_dir() / "marquez.yml"
         if not config.is_file():
-            raise MarquezSetupError(f"{config} is missing (set LINEAGE_AUDIT_DEPLOY_DIR)")
+            raise MarquezSetupError(f"{config} is missing (set LINEAGE_AUDIT_DEPLOY_DIR to a folder holding pom.xml and marquez.yml)")
         command = launch.command(config.resolve())
         env = {
             **os.environ,

@@ -7,7 +7,8 @@ A pipeline run is the parent; each step is a child run carrying the ``parent`` f
 
 Every event carries: a UUIDv7 run id, ``nominalTime``, ``processing_engine``, and the job
 facets ``jobType``, ``sourceCodeLocation``, ``ownership``, ``documentation`` (and ``sql``
-for SQL steps). Outputs carry ``schema``, ``columnLineage`` and ``outputStatistics``;
+for SQL steps). Outputs carry ``schema``, ``columnLineage`` (only in an event that has the
+schema too) and ``outputStatistics``;
 inputs carry ``dataQualityMetrics`` and ``dataQualityAssertions``.
 
 Events pass :func:`lineage_auditor.scrub.scrub` and an exact-match scrub of the run's known
@@ -274,7 +275,10 @@ class RunContext:
         lineage: DatasetLineage | None = None,
         rows: int | None = None,
     ) -> None:
-        """Record an output dataset with its schema, column lineage and row count."""
+        """Record an output dataset with its schema, column lineage and row count.
+
+        Column lineage travels only in events that carry the schema too (:func:`_sendable`).
+        """
         entry = self._outputs.setdefault(ref, _Output(ref))
         if schema:
             entry.facets["schema"] = schema_facet(schema)
@@ -374,12 +378,27 @@ class RunContext:
                 for i in self._inputs.values()
             ],
             outputs=[
-                OutputDataset(namespace=o.ref.namespace, name=o.ref.name, facets=o.facets, outputFacets=o.output_facets)
+                OutputDataset(namespace=o.ref.namespace, name=o.ref.name, facets=_sendable(o.facets), outputFacets=o.output_facets)
                 for o in self._outputs.values()
             ],
             producer=PRODUCER,
         )
         self.events.emit(event)
+
+
+def _sendable(facets: dict[str, Any]) -> dict[str, Any]:
+    """An output's facets as an event may carry them: column lineage only with a schema.
+
+    A SQL step's START is emitted before its table exists, so its schema is not known yet;
+    column lineage without it makes a consumer such as Marquez find every lineage field
+    missing from the dataset (it logs an error per column and keeps a field-less version).
+    The lineage is held back until the event that has the schema (COMPLETE). A schema
+    guessed from the lineage instead would differ from the warehouse's (types, at least)
+    and read as a schema change inside one run.
+    """
+    if "columnLineage" in facets and "schema" not in facets:
+        return {k: v for k, v in facets.items() if k != "columnLineage"}
+    return facets
 
 
 def _openlineage_version() -> str:

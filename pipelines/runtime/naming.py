@@ -5,11 +5,16 @@
 | PostgreSQL table | ``postgres://{host}:{port}`` | ``{database}.{schema}.{table}`` |
 | DuckDB table | ``duckdb://{absolute path of the database file}`` | ``{catalog}.{schema}.{table}`` (catalog = file stem, as DuckDB names it) |
 | local file (CSV) | ``file`` | ``{absolute path}`` (together: the ``file://`` URL) |
-| HTTP API | ``{scheme}://{host}[:{port}]`` | ``{path}`` |
+| HTTP API | ``{scheme}://{host}[:{port}]``, or a logical namespace from the spec | ``{path}`` without its leading ``/`` |
 
 The spec has no entry for DuckDB; the scheme above keeps two DuckDB files apart (their
 paths differ) and reads like DuckDB's own three-part names. Names are built only from
 host, port, path and table, so a DSN password or an API token can never end up in one.
+
+A dataset's identity must survive from run to run (lineage and drift compare datasets by
+it), so a source reached on a port picked at run time (the bundled mock users API) is named
+by a logical namespace instead of its URL. An HTTP name drops the path's leading slash:
+consumers join ``namespace/name``, and ``http://host//users`` is not the resource.
 """
 
 from __future__ import annotations
@@ -42,12 +47,14 @@ def file_dataset(path: str | Path) -> DatasetRef:
     return DatasetRef(naming.get_namespace(), naming.get_name())
 
 
-def http_dataset(url: str) -> DatasetRef:
-    """An HTTP resource: namespace ``scheme://host[:port]``, name the path (no query, no userinfo)."""
+def http_dataset(url: str, *, namespace: str | None = None) -> DatasetRef:
+    """An HTTP resource: namespace ``scheme://host[:port]`` (or ``namespace``, a logical one
+    that stays the same across runs), name the path without its leading slash (no query, no
+    userinfo)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     authority = f"{host}:{parts.port}" if parts.port else host
-    return DatasetRef(f"{parts.scheme}://{authority}", parts.path or "/")
+    return DatasetRef(namespace or f"{parts.scheme}://{authority}", parts.path.lstrip("/") or "/")
 
 
 def public_url(url: str) -> str:

@@ -95,6 +95,9 @@ class UsersSource(_Strict):
     """
 
     api_url: str | None = None
+    #: Lineage namespace of the users dataset; unset: ``scheme://host[:port]`` of ``api_url``,
+    #: or ``MOCK_USERS_NAMESPACE`` for the bundled mock API (whose port changes every run).
+    dataset_namespace: str | None = Field(default=None, min_length=1)
     token_env: str = "LINEAGE_AUDIT_USERS_API_TOKEN"
     per_page: int = Field(default=100, ge=1, le=1000)
     timeout_s: float = Field(default=5.0, gt=0)

@@ -28,6 +28,7 @@ from typing import Any
 
 from lineage_auditor.durations import display_duration
 from lineage_auditor.errors import LineageAuditError
+from lineage_auditor.model import DatasetRef
 from pipelines.runtime.events import DEGRADED_FACET, STATS_FACET, DegradedRunFacet, RunContext, RunStatsRunFacet, iso
 from pipelines.runtime.naming import file_dataset, http_dataset, public_url
 from pipelines.runtime.quality import assertions_facet, frame_metrics_facet, metrics_facet
@@ -44,13 +45,28 @@ from pipelines.users_orders.transpile import load_model
 MODEL = "user_orders"
 
 
+#: The bundled mock users API's lineage namespace: it listens on a port picked per run, and
+#: a namespace with that port would make every run's users a new dataset.
+MOCK_USERS_NAMESPACE = "http://mock-users-api"
+
+
 @dataclass
 class UsersApi:
-    """Where the users come from for one run (the token is a secret: never printed)."""
+    """Where the users come from for one run (the token is a secret: never printed).
+
+    ``dataset_namespace`` is the users dataset's lineage namespace: the spec's, else the
+    configured URL's ``scheme://host[:port]``, else ``MOCK_USERS_NAMESPACE``; never the
+    ephemeral address of a server started for the run.
+    """
 
     url: str
     token: str | None = field(default=None, repr=False)
     mock: bool = False
+    dataset_namespace: str | None = None
+
+    @property
+    def dataset(self) -> DatasetRef:
+        return http_dataset(f"{self.url}/users", namespace=self.dataset_namespace)
 
 
 @contextlib.contextmanager
@@ -58,13 +74,16 @@ def users_api(spec: UsersOrdersSpec, *, api_url: str | None = None, api_token: s
     """The users API for a run: the given URL (token from the option or ``token_env``), or the
     bundled mock API started on 127.0.0.1 for the life of the block."""
     url = api_url or spec.source.users.api_url
+    namespace = spec.source.users.dataset_namespace
     if url:
-        yield UsersApi(url.rstrip("/"), api_token or os.environ.get(spec.source.users.token_env) or None)
+        yield UsersApi(url.rstrip("/"), api_token or os.environ.get(spec.source.users.token_env) or None,
+                       dataset_namespace=namespace)
         return
     from pipelines.sources.mock_api import MockApiServer
 
     with MockApiServer() as server:
-        yield UsersApi(server.url, api_token or server.token, mock=True)
+        yield UsersApi(server.url, api_token or server.token, mock=True,
+                       dataset_namespace=namespace or MOCK_USERS_NAMESPACE)
 
 
 def run_users_orders(
@@ -117,7 +136,7 @@ def _extract_users(spec: UsersOrdersSpec, env: Environment, run: RunContext, api
                    policy: RetryPolicy, dead_letter: DeadLetterWriter, counts: dict[str, int]) -> bool:
     """Fetch and stage the users; False when the run is degraded (pages skipped, or the last
     snapshot used because the API stayed down)."""
-    source = http_dataset(f"{api.url}/users")
+    source = api.dataset
     staged = env.target.dataset(ex.USERS_TABLE.name)
     step = run.child(step_job(
         spec, "extract_users",
