@@ -193,7 +193,7 @@ def test_extends_takes_team_defaults_and_points_into_the_defaults_file(tmp_path:
 
 @pytest.mark.parametrize("content, expected", [
     (b"apiVersion: lineage-audit/v1\nkind: Pipeline\nid: caf\xe9\n", "spec.yml:3:8: not UTF-8 text (invalid continuation byte at byte 51)"),
-    (b"apiVersion: [lineage-audit/v1\nkind: Pipeline\n", "spec.yml:2:5: invalid YAML: expected ',' or ']', but got ':'"),
+    (b"apiVersion: [lineage-audit/v1\nkind: Pipeline\n", "spec.yml:2:5: invalid YAML: "),  # the parser's words follow
     (b"- a list\n- not a mapping\n", "spec.yml:1:1: a spec is a mapping of settings (apiVersion, kind, id, steps, ...)"),
     (b"", "spec.yml:1:1: a spec is a mapping of settings (apiVersion, kind, id, steps, ...)"),
 ])
@@ -201,7 +201,8 @@ def test_files_that_are_not_specs(tmp_path: Path, content: bytes, expected: str)
     (tmp_path / "spec.yml").write_bytes(content)
     with pytest.raises(ConfigError) as caught:
         load_spec(tmp_path / "spec.yml")
-    assert str(caught.value).replace(str(tmp_path) + "/", "") == expected
+    message = str(caught.value).replace(str(tmp_path) + "/", "")
+    assert message == expected or (expected.endswith(": ") and message.startswith(expected) and "expected ',' or ']'" in message)
 
 
 # ---------------------------------------------------------------------- the sandbox

@@ -145,8 +145,7 @@ def _read(path: Path, referrer: tuple[_Source, str] | None = None) -> _Source:
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path), line=line, column=column) from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root, data = _compose(text)
     except RecursionError:
         raise ConfigError("YAML nested too deeply", file=str(path)) from None
     except yaml.YAMLError as exc:
@@ -169,6 +168,18 @@ def node_at(node: yaml.Node, loc: tuple[Any, ...]) -> yaml.Node:
         else:
             return node
     return node
+
+
+def _compose(text: str) -> tuple[Any, Any]:
+    """The node tree (for positions) and the data built from it: one parse, libyaml's when present."""
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = loader_class(text)
+    try:
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    finally:
+        loader.dispose()
+    return root, data
 
 
 def node_position(root: yaml.Node, loc: tuple[Any, ...]) -> tuple[int, int]:

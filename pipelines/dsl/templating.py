@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,9 @@ def _allowlisted_env() -> set[str]:
     return {n.strip() for n in os.environ.get(ENV_ALLOWLIST_VAR, "").split(",") if n.strip()}
 
 
+@lru_cache(maxsize=64)
 def environment(folder: Path) -> ImmutableSandboxedEnvironment:
-    """A sandbox whose includes resolve inside ``folder`` only."""
+    """A sandbox whose includes resolve inside ``folder`` only (one per folder: it holds no run state)."""
     env = ImmutableSandboxedEnvironment(
         loader=FileSystemLoader(str(folder), followlinks=False),
         undefined=StrictUndefined,
@@ -77,8 +79,9 @@ def render(text: str, context: RunContext, *, folder: Path, file: str, line: int
         return text  # most SQL has no template: skip the compile
     env = environment(folder)
     try:
-        _check_env_names(env, text, context)
-        return env.from_string(text).render(context.variables())
+        tree = env.parse(text)
+        _check_env_names(tree, context)
+        return env.from_string(tree).render(context.variables())
     except TemplateSyntaxError as exc:
         raise ConfigError(f"template: {exc.message}", file=file, line=_line(line, exc.lineno), column=column) from None
     except TemplateNotFound as exc:
@@ -95,10 +98,10 @@ def render(text: str, context: RunContext, *, folder: Path, file: str, line: int
         raise ConfigError(f"template: {type(exc).__name__}: {exc}", file=file, line=line, column=column) from None
 
 
-def _check_env_names(env: ImmutableSandboxedEnvironment, text: str, context: RunContext) -> None:
+def _check_env_names(tree: nodes.Template, context: RunContext) -> None:
     """``env.NAME`` of a variable that is not allow-listed is an error, not an empty value."""
     allowed = set(context.env_names) | _allowlisted_env()
-    for node in env.parse(text).find_all(nodes.Getattr):
+    for node in tree.find_all(nodes.Getattr):
         if isinstance(node.node, nodes.Name) and node.node.name == "env" and node.attr not in allowed:
             raise TemplateError(f"env.{node.attr} is not allow-listed for templates (list it in {ENV_ALLOWLIST_VAR})")
 
