@@ -11,6 +11,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from browser import browser_page, chromium  # noqa: F401  (fixtures)
+
 from collectors.store import EmbeddedStore
 from lineage_auditor.graph import LineageGraph
 from lineage_auditor.model import ColumnRef, DatasetRef
@@ -189,3 +191,26 @@ def test_the_run_command_backfills_days_in_order(project: Path) -> None:
     runs = json.loads(res.stdout)["runs"]
     assert [r["nominal_start"][:10] for r in runs] == ["2024-05-01", "2024-05-02", "2024-05-03"]
     assert _rows(project, "SELECT count(*) FROM analytics.daily_revenue") == [(3,)]
+
+
+@pytest.mark.browser
+def test_the_plan_draws_in_the_graph_view_before_anything_ran(tmp_path: Path, browser_page) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from lineage_auditor.cli import _register, cli
+
+    _register()
+    out = tmp_path / "plan.html"
+    res = CliRunner().invoke(cli, ["pipelines", "plan", str(Path(__file__).parent.parent / "examples" / "specs" / "daily_revenue.yml"),
+                                   "--date", "2024-05-01", "--format", "html", "-o", str(out)], catch_exceptions=False)
+    assert res.exit_code == 0 and out.exists(), res.output
+    browser_page.open(out)
+    page = browser_page.page
+    page.wait_for_selector("#lineage-graph[data-ready=true]", timeout=20_000)
+    names = page.evaluate("['staging.orders', 'crm.users', 'mart.daily_revenue'].map(n => lineageGraph.idOf(n) !== null)")
+    assert names == [True, True, True]
+    page.click(".lg-toggle button[value=column]")
+    revenue = page.evaluate("lineageGraph.idOf('mart.daily_revenue.revenue')")
+    assert revenue, "the planned column lineage reaches the column view"
+    browser_page.screenshot("pipeline-plan")
+    browser_page.assert_clean()

@@ -66,14 +66,25 @@ def validate_command(paths: tuple[Path, ...], day: str | None, fmt: str) -> None
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--date", "day", help="The day to plan (YYYY-MM-DD) [default: yesterday, UTC].")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a declared parameter (repeatable).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def plan_command(spec: Path, day: str | None, params: tuple[str, ...], fmt: str) -> None:
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where --format html writes the page [default: <pipeline id>-plan.html].")
+def plan_command(spec: Path, day: str | None, params: tuple[str, ...], fmt: str, output: Path | None) -> None:
     """Show what SPEC will do, before anything runs: steps in order, tables read and written,
-    the column lineage every SQL step produces, and the checks."""
+    the column lineage every SQL step produces, and the checks (--format html: as the
+    interactive lineage graph)."""
     from pipelines.dsl.loader import load_spec
     from pipelines.dsl.plan import plan_spec
 
     plan = plan_spec(load_spec(spec), _day(day), _params(params))
+    if fmt == "html":
+        from pipelines.dsl.plan_graph import plan_graph
+        from reports.html_graph import write_graph_html
+
+        path = write_graph_html(plan_graph(plan), output or Path(f"{plan.pipeline.id}-plan.html"),
+                                title=f"{plan.pipeline.id}: planned column lineage for {plan.day}")
+        click.echo(f"wrote {path}")
+        return
     if fmt == "json":
         click.echo(json.dumps(plan.to_json(), indent=2))
         return

@@ -58,6 +58,7 @@ class Plan:
     day: date
     params: dict[str, Any]
     steps: list[StepPlan]
+    namespace: str = "warehouse"  # the OpenLineage namespace of the warehouse's datasets
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -78,7 +79,7 @@ def plan_spec(loaded: LoadedSpec, day: date, params: Mapping[str, str] | None = 
     steps = checker.plan()
     if checker.problems:
         raise SpecErrors(checker.problems)
-    return Plan(loaded.pipeline, loaded.path, day, checker.params, steps)
+    return Plan(loaded.pipeline, loaded.path, day, checker.params, steps, checker.namespace)
 
 
 class _Planner:
