@@ -38,7 +38,7 @@ steps:
       file:
         path: orders.csv
         columns: [{name: order_id, type: INTEGER}, {name: user_id, type: INTEGER},
-                  {name: amount, type: "DECIMAL(10,2)"}, {name: order_day, type: DATE}]
+                  {name: amount, type: "DECIMAL(14,2)"}, {name: order_day, type: DATE}]
   - id: users
     extract:
       into: staging.users
@@ -214,3 +214,60 @@ def test_the_plan_draws_in_the_graph_view_before_anything_ran(tmp_path: Path, br
     assert revenue, "the planned column lineage reaches the column view"
     browser_page.screenshot("pipeline-plan")
     browser_page.assert_clean()
+
+
+HTTP_SPEC = """\
+apiVersion: lineage-audit/v1
+kind: Pipeline
+id: crm_users
+team: growth
+retries: {{count: 0}}
+steps:
+  - id: users
+    extract:
+      into: staging.users
+      http:
+        url: "{url}/users"
+        paging: page
+        page_size: 40
+        records: data
+        token_env: CRM_TOKEN
+        columns:
+          - {{name: id, type: BIGINT, nullable: false}}
+          - {{name: email, type: VARCHAR}}
+          - {{name: country, type: VARCHAR}}
+          - {{name: signup_date, type: DATE}}
+          - {{name: active, type: BOOLEAN}}
+  - id: by_country
+    depends_on: [users]
+    sql:
+      query: "CREATE TABLE mart.users_by_country AS SELECT country, COUNT(*) AS users FROM staging.users GROUP BY country"
+"""
+
+
+def test_an_http_extract_pages_retries_and_dead_letters_one_bad_record(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.sources.mock_api import MockApiServer
+
+    with MockApiServer(n_users=100, seed=3) as server:
+        server.set_faults({"invalid_record_ids": [17], "error_rate": 0.3, "retry_after": 0, "seed": 5})
+        monkeypatch.setenv("CRM_TOKEN", server.token)
+        (project / "crm.yml").write_text(HTTP_SPEC.format(url=server.url))
+        summary = _run(project, date(2024, 5, 1), spec="crm.yml")
+    assert summary.ok, summary
+    assert _rows(project, "SELECT count(*), count(DISTINCT id) FROM staging.users") == [(99, 99)]
+    assert _rows(project, "SELECT count(*) FROM staging.users WHERE id = 17") == [(0,)]
+    assert _rows(project, "SELECT sum(users) FROM mart.users_by_country") == [(99,)]
+    dead = [json.loads(line) for line in (project / ".lineage" / "dead-letter" / "crm_users.users.jsonl").read_text().splitlines()]
+    assert len(dead) == 1 and ".17@" in dead[0]["raw"]["email"] and dead[0]["page"] == 1, dead
+    assert dead[0]["reason"] == "id: missing (the column is not nullable)"
+
+
+def test_an_http_extract_without_its_token_is_a_clear_error(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.sources.mock_api import MockApiServer
+
+    monkeypatch.delenv("CRM_TOKEN", raising=False)
+    with MockApiServer(n_users=10) as server:
+        (project / "crm.yml").write_text(HTTP_SPEC.format(url=server.url))
+        summary = _run(project, date(2024, 5, 1), spec="crm.yml")
+    assert summary.state == "FAIL"
+    assert summary.steps[0].error == "extract http: the environment variable CRM_TOKEN holding the token is not set"

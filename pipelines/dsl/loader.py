@@ -251,6 +251,8 @@ def _message(err: Mapping[str, Any], loc: tuple[Any, ...]) -> str:
         return f"{err.get('input')!r} is not a supported apiVersion (lineage-audit/v1)"
     if kind == "string_pattern_mismatch" and loc and loc[-1] == "kind":
         return f"{err.get('input')!r}: this file is not a Pipeline spec (kind: Pipeline)"
+    if kind == "string_pattern_mismatch" and "schema.table" in str((err.get("ctx") or {}).get("pattern", "")):
+        return f"{err.get('input')!r} is not a table name (schema.table)"
     if kind == "string_pattern_mismatch" and loc and (loc[-1] in ("id", "from") or "depends_on" in loc):
         return f"{err.get('input')!r} is not a valid id (lower-case letters, digits and _, starting with a letter)"
     if kind == "too_short":

@@ -14,9 +14,10 @@ from datetime import date, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema, model_validator
 
 from lineage_auditor.durations import parse_duration
+from pipelines.dsl.columns import check_type
 
 API_VERSION = "lineage-audit/v1"
 KIND = "Pipeline"
@@ -29,7 +30,8 @@ Duration = Annotated[
     WithJsonSchema({"type": ["string", "number"], "description": "a duration: 90s, 30m, 1.5h, 1d 12h, 2w, or seconds"}),
 ]
 StepId = Annotated[str, Field(pattern=ID_PATTERN, description="lower-case letters, digits and _")]
-TableName = Annotated[str, Field(min_length=1, description="a table as schema.table (or db.schema.table)")]
+TableName = Annotated[str, Field(pattern=r"^[A-Za-z_][\w$]*(\.[A-Za-z_][\w$]*){1,2}$",
+                                 description="a table as schema.table (or db.schema.table)")]
 
 
 class _Spec(BaseModel):
@@ -142,7 +144,8 @@ class Output(_Spec):
 
 class Column(_Spec):
     name: str = Field(min_length=1)
-    type: str = Field("VARCHAR", min_length=1)
+    type: Annotated[str, AfterValidator(check_type)] = Field(
+        "VARCHAR", min_length=1, description="INTEGER, BIGINT, DOUBLE, DECIMAL(14,2), VARCHAR, DATE, TIMESTAMP or BOOLEAN")
     nullable: bool = True
 
 
@@ -175,10 +178,14 @@ class HttpExtract(_Spec):
     url: str = Field(min_length=1)
     paging: Paging = Paging.NONE
     page_size: int = Field(100, ge=1, le=100_000)
+    page_param: str = "page"
+    size_param: str = "per_page"
+    cursor_param: str = "cursor"
+    cursor_field: str = Field("next_cursor", description="the key of the next page's cursor in each page")
     records: str = Field("", description="the key holding the records in each page ('' for a top-level list)")
     token_env: str = Field("", description="an environment variable holding a bearer token")
     token_file: str = Field("", description="a file holding a bearer token")
-    columns: list[Column] = Field(default_factory=list)
+    columns: list[Column] = Field(min_length=1, description="the record keys loaded, with their types")
 
 
 class FileExtract(_Spec):

@@ -32,7 +32,7 @@ from pipelines.runtime.targets import Target, quote
 
 SUPPORTED = {
     StepKind.GATE: ("http", "sql"),
-    StepKind.EXTRACT: ("file",),
+    StepKind.EXTRACT: ("file", "http"),
 }
 STEP_DEADLINE = 24 * 3600.0  # a step without a timeout still ends its retries within a day
 
@@ -62,6 +62,7 @@ class StepContext:
 class _Outcome:
     rows: dict[str, int] = field(default_factory=dict)
     assertions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    rejected: int = 0  # records dead-lettered
 
 
 def run_spec(loaded: LoadedSpec, day: date, *, params: Mapping[str, str] | None = None, target: str | None = None,
@@ -195,7 +196,10 @@ def _gate(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Out
 
 def _extract(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
     extract = step.extract
-    assert extract is not None and extract.file is not None
+    assert extract is not None
+    if extract.http is not None:
+        return _extract_http(step, plan, env)
+    assert extract.file is not None
     if env.target.dialect != "duckdb":
         raise ConfigError(f"step {step.id}: file extracts load into DuckDB targets only in this version")
     path = (plan.spec.parent / extract.file.path).resolve()
@@ -210,6 +214,31 @@ def _extract(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _
         options = ""
     result = env.target.replace_from_sql(extract.into, f"SELECT * FROM {reader}({literal}{options})")
     return _Outcome(rows={extract.into: result.total})
+
+
+def _extract_http(step: Step, plan: Plan, env: Environment) -> _Outcome:
+    from pipelines.dsl.columns import logical_type
+    from pipelines.dsl.http_extract import fetch
+    from pipelines.runtime.targets import Column, Table
+    from pipelines.sources.dead_letter import DeadLetterWriter
+
+    extract = step.extract
+    assert extract is not None and extract.http is not None
+    timeout = step.timeout or plan.pipeline.timeout
+    policy = RetryPolicy(call_deadline=60.0, deadline=timeout.total_seconds() if timeout else 600.0)
+    fetched = fetch(extract.http, folder=plan.spec.parent, policy=policy)
+    if fetched.rejected:
+        with DeadLetterWriter(_dead_letter_path(plan, step, env), source=f"{plan.pipeline.id}.{step.id}") as dead:
+            dead.write_many(dead.record(r["reason"], r["raw"], page=r["page"], index=r["index"]) for r in fetched.rejected)
+    table = Table(extract.into, tuple(Column(c.name, logical_type(c.type), c.nullable) for c in extract.http.columns))
+    result = _run(env, step, lambda: env.target.replace(table, fetched.rows).total)
+    return _Outcome(rows={extract.into: result}, rejected=len(fetched.rejected))
+
+
+def _dead_letter_path(plan: Plan, step: Step, env: Environment) -> Path:
+    if plan.pipeline.dead_letter:
+        return plan.spec.parent / plan.pipeline.dead_letter
+    return env.home / "dead-letter" / f"{plan.pipeline.id}.{step.id}.jsonl"
 
 
 def _sql(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:

@@ -1,0 +1,78 @@
+"""Spec columns (SQL type names as analysts write them) as the runtime's logical column types.
+
+A spec says ``type: BIGINT`` or ``DECIMAL(14,2)``; the loaders and targets know a closed set
+of logical types (:mod:`pipelines.runtime.coltypes`) with the limits a value is checked
+against before a load. This maps one onto the other, and refuses at validation time a type
+the loaders cannot create, naming the ones they can.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pipelines.runtime.coltypes import value_problem
+
+_LOGICAL = {
+    "int": ("INT", "INTEGER", "INT4", "SMALLINT", "INT2"),
+    "bigint": ("BIGINT", "INT8", "LONG"),
+    "double": ("DOUBLE", "DOUBLE PRECISION", "FLOAT", "FLOAT8", "REAL", "FLOAT4"),
+    "numeric": ("NUMERIC", "DECIMAL", "NUMERIC(14,2)", "DECIMAL(14,2)"),
+    "text": ("TEXT", "VARCHAR", "STRING", "CHAR"),
+    "date": ("DATE",),
+    "timestamptz": ("TIMESTAMP", "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE", "DATETIME"),
+    "boolean": ("BOOLEAN", "BOOL"),
+}
+_BY_NAME = {name: logical for logical, names in _LOGICAL.items() for name in names}
+SUPPORTED = "INTEGER, BIGINT, DOUBLE, DECIMAL(14,2), VARCHAR, DATE, TIMESTAMP, BOOLEAN"
+
+
+def logical_type(sql_type: str) -> str:
+    """The logical type of a spec column's SQL type; ValueError names what is supported."""
+    key = re.sub(r"\s+", " ", sql_type.strip().upper())
+    key = re.sub(r"^(VARCHAR|CHAR|TEXT|STRING)\s*\(\s*\d+\s*\)$", r"\1", key)
+    key = re.sub(r"\s*,\s*", ",", key).replace("( ", "(").replace(" )", ")")
+    logical = _BY_NAME.get(key)
+    if logical is None:
+        raise ValueError(f"column type {sql_type!r} cannot be loaded (use one of {SUPPORTED})")
+    return logical
+
+
+def check_type(sql_type: str) -> str:
+    """A pydantic validator: the type as written, once it is known to be loadable."""
+    logical_type(sql_type)
+    return sql_type
+
+
+def coerce(logical: str, value: Any) -> Any:
+    """A JSON value as the column's Python value; ValueError says why it does not fit."""
+    if value is None:
+        return None
+    if logical == "text":
+        return value if isinstance(value, str) else str(value)
+    if logical == "boolean":
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"{value!r} is not a boolean")
+    if logical in ("int", "bigint", "numeric", "double"):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError(f"{value!r} is not a number")
+        problem = value_problem(logical, str(value)) if logical != "double" else None
+        if problem:
+            raise ValueError(f"{value!r}: {problem}")
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a number") from None
+        if logical == "double":
+            return float(number)
+        return int(number) if logical != "numeric" else number
+    text = str(value)
+    try:
+        if logical == "date":
+            return date.fromisoformat(text)
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO 8601 {'date' if logical == 'date' else 'date-time'}") from None
