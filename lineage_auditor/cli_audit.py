@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from lineage_auditor.audit.config import DEFAULT_CONFIG, AuditConfig, load_config
+from lineage_auditor.audit.config import DEFAULT_CONFIG, AuditConfig, Checks, load_config
 from lineage_auditor.audit.findings import SEVERITIES
 from lineage_auditor.errors import LineageAuditError
 
@@ -104,14 +104,13 @@ def _options(func):
 @click.command("audit")
 @click.option("--dataset", "-D", default=None, help="Audit one dataset (default: every AI dataset in the config).")
 @_options
-@click.option("--check", "checks", multiple=True, type=click.Choice(
-    ["reported_vs_rebuilt", "schema_drift", "lineage_drift", "data_drift", "freshness", "pii", "coverage"]),
+@click.option("--check", "checks", multiple=True, type=click.Choice(list(Checks.model_fields)),
     help="Run only this check (repeatable; default: those enabled in the config).")
 @click.option("--fail-on", type=click.Choice([s.value for s in SEVERITIES]), default="high", show_default=True,
               help="Exit 1 when any finding is at least this severe.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def audit_command(dataset, store, config_path, baseline_path, checks, fail_on, fmt) -> None:
-    """Audit AI datasets: lineage, drift, freshness, PII propagation and coverage.
+    """Audit AI datasets: lineage, drift, freshness, PII propagation, coverage and failed data-quality assertions.
 
     Runs the checks enabled in lineage-audit.yml over the lineage store and prints every
     finding with its id, severity, evidence and remediation. Use it as a CI gate.

@@ -507,6 +507,15 @@ def _check_stats(input_facets: Mapping[str, Any], output_facets: Mapping[str, An
     stats = output_facets.get("outputStatistics")
     if stats is not None:
         _count(stats.get("rowCount"), f"{where}.outputFacets.outputStatistics.rowCount")
+    assertions = input_facets.get("dataQualityAssertions")
+    if assertions is not None:
+        path = f"{where}.inputFacets.dataQualityAssertions.assertions"
+        for i, item in enumerate(_list(assertions.get("assertions"), path)):
+            obj = _object(item, f"{path}[{i}]")
+            _text(obj, "assertion", f"{path}[{i}]", required=True)
+            _text(obj, "column", f"{path}[{i}]")
+            if not isinstance(obj.get("success"), bool):
+                raise EventError(f"{path}[{i}].success: expected true or false, got {_kind(obj.get('success'))}")
     metrics = input_facets.get("dataQualityMetrics")
     if metrics is not None:
         path = f"{where}.inputFacets.dataQualityMetrics"

@@ -271,3 +271,26 @@ def test_an_http_extract_without_its_token_is_a_clear_error(project: Path, monke
         summary = _run(project, date(2024, 5, 1), spec="crm.yml")
     assert summary.state == "FAIL"
     assert summary.steps[0].error == "extract http: the environment variable CRM_TOKEN holding the token is not set"
+
+
+def test_a_failed_check_becomes_an_audit_finding_on_the_ai_dataset(project: Path) -> None:
+    from click.testing import CliRunner
+
+    from lineage_auditor.cli import _register, cli
+
+    (project / "users.csv").write_text(USERS + "13,\n")  # a user without a country
+    (project / "orders.csv").write_text(ORDERS + "5,13,1.00,2024-05-01\n")
+    spec = SPEC.replace("        - accepted_values: {column: country, values: [DE, FR]}\n",
+                        "        - not_null: country\n          severity: warn\n")
+    (project / "spec.yml").write_text(spec)
+    summary = _run(project, date(2024, 5, 1))
+    assert summary.ok, summary  # a warn check does not fail the run ...
+    config = project / "lineage-audit.yml"
+    config.write_text("ai_datasets:\n  - name: analytics.daily_revenue\n    owner: team:growth\n    purpose: revenue model\n")
+    _register()
+    res = CliRunner().invoke(cli, ["audit", "--store", f"embedded:{project / 'lineage.db'}", "--config", str(config),
+                                   "--check", "assertions", "--format", "json"], catch_exceptions=False)
+    assert res.exit_code == 1, res.output  # ... but the audit of the AI dataset reports it
+    findings = json.loads(res.stdout)["findings"]
+    assert [(f["severity"], f["subject"], f["title"]) for f in findings] == [
+        ("high", "wh.analytics.daily_revenue.country", "data-quality assertion not_null failed")]

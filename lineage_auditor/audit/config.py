@@ -144,6 +144,7 @@ class Checks(_Model):
     freshness: bool = True
     pii: bool = True
     coverage: bool = True
+    assertions: bool = True
 
     def enabled(self) -> list[str]:
         return [name for name, on in self.model_dump().items() if on]

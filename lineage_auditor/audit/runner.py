@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from lineage_auditor.audit import (
+    assertions,
     coverage,
     data_drift,
     freshness,
@@ -43,6 +44,7 @@ CHECKS: dict[str, Callable[[AuditContext], list[Finding]]] = {
     "freshness": freshness.run,
     "pii": pii.run,
     "coverage": coverage.run,
+    "assertions": assertions.run,
 }
 REPORT_FORMAT_VERSION = 1
 

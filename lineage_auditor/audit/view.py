@@ -41,6 +41,18 @@ class DatasetVersion:
     schema_hash: str = ""
 
 
+@dataclass(frozen=True)
+class AssertionResult:
+    """One data-quality assertion a run reported about a dataset (``dataQualityAssertions``)."""
+
+    assertion: str
+    success: bool
+    column: str | None
+    run_id: str
+    job: JobRef
+    time: datetime
+
+
 @dataclass
 class QualitySample:
     """Quality metrics of a dataset seen in one event (``dataQualityMetrics`` or ``outputStatistics``)."""
@@ -58,6 +70,7 @@ class AuditView:
         self._versions: dict[DatasetRef, list[DatasetVersion]] = {}
         self._runs: dict[str, Run] = {}
         self._quality: dict[DatasetRef, list[QualitySample]] = {}
+        self._assertions: dict[DatasetRef, list[AssertionResult]] = {}
         self._last_hash: dict[DatasetRef, str] = {}
         self._last_fields: dict[DatasetRef, Any] = {}
 
@@ -76,6 +89,7 @@ class AuditView:
         run.add(event)
         for ds in event.inputs:
             self._add_quality(ds, event)
+            self._add_assertions(ds, event)
         for ds in event.outputs:
             self._add_version(ds, event)
             rows = ds.row_count
@@ -96,6 +110,10 @@ class AuditView:
     def runs_writing(self, dataset: DatasetRef) -> list[Run]:
         """Runs that wrote ``dataset``, oldest first."""
         return [r for r in self.runs() if dataset in r.outputs]
+
+    def assertions(self, dataset: DatasetRef) -> list[AssertionResult]:
+        """The assertions of the latest run that checked ``dataset`` (an earlier run's are replaced)."""
+        return list(self._assertions.get(dataset, []))
 
     def quality(self, dataset: DatasetRef) -> list[QualitySample]:
         """Row counts and null rates seen for ``dataset``, oldest first."""
@@ -121,6 +139,16 @@ class AuditView:
             version=len(versions) + 1, fields=fields, run_id=event.run_id, job=event.job, created_at=event.time,
             lifecycle=ds.facets.get("lifecycleStateChange"), schema_hash=digest,
         ))
+
+    def _add_assertions(self, ds: EventDataset, event: RunEvent) -> None:
+        facet = ds.input_facets.get("dataQualityAssertions")
+        if not facet or not event.event_type.final:
+            return
+        self._assertions[ds.ref] = [
+            AssertionResult(str(a.get("assertion", "")), bool(a.get("success")), a.get("column"),
+                            event.run_id, event.job, event.time)
+            for a in facet.get("assertions") or ()
+        ]
 
     def _add_quality(self, ds: EventDataset, event: RunEvent) -> None:
         metrics = ds.input_facets.get("dataQualityMetrics")
