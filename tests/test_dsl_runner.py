@@ -294,3 +294,33 @@ def test_a_failed_check_becomes_an_audit_finding_on_the_ai_dataset(project: Path
     findings = json.loads(res.stdout)["findings"]
     assert [(f["severity"], f["subject"], f["title"]) for f in findings] == [
         ("high", "wh.analytics.daily_revenue.country", "data-quality assertion not_null failed")]
+
+
+BAD_ORDERS = ("order_id,user_id,amount,order_day\n1,10,5.00,2024-05-01\n2,,7.50,2024-05-01\n"
+              "3,11,12345678901234.50,2024-05-01\n4,12,9.99,yesterday\n5,12,1.25,2024-05-01\n")
+
+
+@pytest.mark.parametrize("warehouse", ["duckdb", "postgres"])
+def test_a_file_extract_dead_letters_rows_that_do_not_fit_and_loads_the_rest(project: Path, warehouse: str,
+                                                                              request: pytest.FixtureRequest) -> None:
+    (project / "orders.csv").write_text(BAD_ORDERS)
+    spec = SPEC.replace("{name: user_id, type: INTEGER}", "{name: user_id, type: INTEGER, nullable: false}", 1)
+    (project / "spec.yml").write_text(spec.split("  - id: revenue")[0])  # the two extracts only
+    target = request.getfixturevalue("pg_dsn") if warehouse == "postgres" else f"duckdb:{project / 'wh.duckdb'}"
+    summary = run_spec(load_spec(project / "spec.yml"), date(2024, 5, 1), target=target,
+                       lineage=f"embedded:{project / 'lineage.db'}", home=project / ".lineage")
+    assert summary.ok, summary
+    dead = [json.loads(line) for line in (project / ".lineage" / "dead-letter" / "daily_revenue.orders.jsonl").read_text().splitlines()]
+    assert [(d["line"], d["reason"]) for d in dead] == [
+        (3, "user_id: missing (the column is not nullable)"),
+        (4, "amount: '12345678901234.50': more than 12 digits before the decimal point"),
+        (5, "order_day: 'yesterday' is not an ISO 8601 date"),
+    ]
+    if warehouse == "postgres":
+        import psycopg
+
+        with psycopg.connect(target) as conn:
+            loaded = conn.execute("SELECT order_id, amount::text FROM staging.orders ORDER BY 1").fetchall()
+    else:
+        loaded = [(i, str(a)) for i, a in _rows(project, "SELECT order_id, amount FROM staging.orders ORDER BY 1")]
+    assert loaded == [(1, "5.00"), (5, "1.25")]

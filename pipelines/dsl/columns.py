@@ -55,10 +55,15 @@ def coerce(logical: str, value: Any) -> Any:
     if logical == "boolean":
         if isinstance(value, bool):
             return value
+        text = str(value).strip().lower()
+        if isinstance(value, str) and text in ("true", "t", "yes", "1", "false", "f", "no", "0"):
+            return text in ("true", "t", "yes", "1")
         raise ValueError(f"{value!r} is not a boolean")
     if logical in ("int", "bigint", "numeric", "double"):
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ValueError(f"{value!r} is not a number")
+        if isinstance(value, str):
+            value = value.strip()
         problem = value_problem(logical, str(value)) if logical != "double" else None
         if problem:
             raise ValueError(f"{value!r}: {problem}")

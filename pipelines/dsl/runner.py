@@ -200,11 +200,13 @@ def _extract(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _
     if extract.http is not None:
         return _extract_http(step, plan, env)
     assert extract.file is not None
-    if env.target.dialect != "duckdb":
-        raise ConfigError(f"step {step.id}: file extracts load into DuckDB targets only in this version")
     path = (plan.spec.parent / extract.file.path).resolve()
     if not path.is_file():
         raise PipelineError(f"step {step.id}: no such file {path}")
+    if extract.file.columns and extract.file.format is not FileFormat.PARQUET:
+        return _extract_rows(step, plan, env, path)
+    if env.target.dialect != "duckdb":
+        raise ConfigError(f"step {step.id}: a file without declared columns loads into DuckDB targets only")
     reader = {FileFormat.CSV: "read_csv", FileFormat.JSONL: "read_json", FileFormat.PARQUET: "read_parquet"}[extract.file.format]
     literal = "'" + str(path).replace("'", "''") + "'"
     if extract.file.columns and extract.file.format is not FileFormat.PARQUET:
@@ -233,6 +235,23 @@ def _extract_http(step: Step, plan: Plan, env: Environment) -> _Outcome:
     table = Table(extract.into, tuple(Column(c.name, logical_type(c.type), c.nullable) for c in extract.http.columns))
     result = _run(env, step, lambda: env.target.replace(table, fetched.rows).total)
     return _Outcome(rows={extract.into: result}, rejected=len(fetched.rejected))
+
+
+def _extract_rows(step: Step, plan: Plan, env: Environment, path: Path) -> _Outcome:
+    from pipelines.dsl.columns import logical_type
+    from pipelines.dsl.file_extract import read_rows
+    from pipelines.runtime.targets import Column, Table
+    from pipelines.sources.dead_letter import DeadLetterWriter
+
+    extract = step.extract
+    assert extract is not None and extract.file is not None
+    found = read_rows(extract.file, path)
+    if found.rejected:
+        with DeadLetterWriter(_dead_letter_path(plan, step, env), source=f"{plan.pipeline.id}.{step.id}") as dead:
+            dead.write_many(dead.record(r["reason"], r["raw"], line=r["line"]) for r in found.rejected)
+    table = Table(extract.into, tuple(Column(c.name, logical_type(c.type), c.nullable) for c in extract.file.columns))
+    result = _run(env, step, lambda: env.target.replace(table, found.rows).total)
+    return _Outcome(rows={extract.into: result}, rejected=len(found.rejected))
 
 
 def _dead_letter_path(plan: Plan, step: Step, env: Environment) -> Path:
