@@ -110,7 +110,11 @@ def test_every_step_is_a_child_run_with_column_lineage(project: Path) -> None:
     assert {parents[f"daily_revenue.{n}"] for n in ("orders", "revenue", "quality")} == {summary.run_id}
     revenue = next(d for d in graph.datasets() if d.name.endswith("mart.daily_revenue"))
     upstream = graph.column_upstream(ColumnRef(revenue, "revenue"), direct_only=True)
-    assert [c.field for c in upstream] == ["amount"] and upstream[0].dataset.name.endswith("staging.orders")
+    orders = next(d for d in graph.datasets() if d.name.endswith("staging.orders"))
+    assert upstream == [ColumnRef(orders, "amount")]
+    assert graph.producers(orders) == [next(j for j in graph.jobs() if j.name == "daily_revenue.orders")]  # one dataset, not two
+    published = next(d for d in graph.datasets() if d.name.endswith("analytics.daily_revenue"))
+    assert revenue in graph.upstream(published)
     assert [c.field for c in graph.columns(revenue)] == ["user_id", "country", "order_day", "revenue"]
     checks = [e for e in events if e["job"]["name"] == "daily_revenue.quality" and e["eventType"] == "COMPLETE"][0]
     assertions = checks["inputs"][-1]["inputFacets"]["dataQualityAssertions"]["assertions"]

@@ -39,6 +39,7 @@ class StepPlan:
     sql: str = ""
     lineage: list[DatasetLineage] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
+    rendered: dict[str, str] = field(default_factory=dict)  # templated settings (url, path) for this run
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -194,6 +195,7 @@ class _Planner:
     def _step(self, i: int, step: Step, deps: list[str], ancestors: set[str]) -> StepPlan:
         plan = StepPlan(step.id, step.kind, deps)
         if step.extract is not None:
+            self._render_settings(i, step, plan)
             plan.writes.append(step.extract.into)
             self._declare(step.extract.into, [(c.name, c.type) for c in (step.extract.http or step.extract.file or _NoColumns).columns])
         elif step.sql is not None:
@@ -217,6 +219,22 @@ class _Planner:
         for table in plan.writes:
             self.producer[table.lower()] = step.id
         return plan
+
+    def _render_settings(self, i: int, step: Step, plan: StepPlan) -> None:
+        """The extract's templated strings (an API URL, a file path) rendered for this run."""
+        extract = step.extract
+        assert extract is not None
+        for kind, key, value in (("http", "url", extract.http.url if extract.http else None),
+                                 ("file", "path", extract.file.path if extract.file else None)):
+            if value is None:
+                continue
+            loc = ("steps", i, "extract", kind, key)
+            line, column = node_position(self.loaded.root, loc)
+            try:
+                plan.rendered[key] = render(value, self.context, folder=self.loaded.path.parent,
+                                            file=str(self.loaded.path), line=line, column=column)
+            except ConfigError as exc:
+                self.problem(loc, exc.message, line=exc.line or line, column=exc.column)
 
     def _declare(self, table: str, columns: list[tuple[str, str]]) -> None:
         if columns:

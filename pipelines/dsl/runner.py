@@ -21,6 +21,7 @@ import sqlglot
 from sqlglot import expressions as exp
 
 from lineage_auditor.errors import ConfigError, LineageAuditError, PipelineError
+from lineage_auditor.model import ColumnRef, DatasetLineage, InputField, OutputField
 from lineage_auditor.retry import Deadline, GaveUp, Retryable, RetryPolicy, retry_call
 from pipelines.dsl.listing import JOB_NAMESPACE
 from pipelines.dsl.loader import LoadedSpec
@@ -130,7 +131,7 @@ def _run_step(loaded: LoadedSpec, plan: Plan, step: Step, step_plan: StepPlan, p
             outcome = retry_call(attempt, policy=policy, deadline=deadline, sleep=sleep)
         except GaveUp as exc:
             raise PipelineError(f"step {step.id}: {exc.why}: {exc.last.reason}") from None
-        lineage = {d.dataset.name.lower(): d for d in step_plan.lineage}
+        lineage = {d.dataset.name.lower(): _in_target(d, env.target) for d in step_plan.lineage}
         for table in step_plan.writes:
             ref = env.target.dataset(table)
             run.add_output(ref, schema=_schema(env.target, table), lineage=lineage.get(table.lower()),
@@ -141,6 +142,23 @@ def _run_step(loaded: LoadedSpec, plan: Plan, step: Step, step_plan: StepPlan, p
         if failed:
             raise CheckFailed(f"step {step.id}: {len(failed)} check{'s' if len(failed) > 1 else ''} failed: "
                               + "; ".join(a["description"] for a in failed))
+
+
+def _in_target(lineage: DatasetLineage, target: Target) -> DatasetLineage:
+    """Planned lineage (tables by their SQL names) with every dataset named as the target names it,
+    so a step's inputs are the very datasets the steps before it reported as outputs."""
+
+    def column(ref: ColumnRef) -> ColumnRef:
+        return ColumnRef(target.dataset(ref.dataset.name), ref.field)
+
+    def inputs(fields: list[InputField]) -> list[InputField]:
+        return [InputField(column(f.column), list(f.transformations)) for f in fields]
+
+    return DatasetLineage(
+        target.dataset(lineage.dataset.name),
+        [OutputField(f.name, f.position, inputs(f.inputs), f.type) for f in lineage.fields],
+        inputs(lineage.dataset_inputs),
+    )
 
 
 def _retry_policy(step: Step, spec: Pipeline) -> tuple[RetryPolicy, Deadline]:
@@ -198,9 +216,9 @@ def _extract(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _
     extract = step.extract
     assert extract is not None
     if extract.http is not None:
-        return _extract_http(step, plan, env)
+        return _extract_http(step, step_plan, plan, env)
     assert extract.file is not None
-    path = (plan.spec.parent / extract.file.path).resolve()
+    path = (plan.spec.parent / step_plan.rendered.get("path", extract.file.path)).resolve()
     if not path.is_file():
         raise PipelineError(f"step {step.id}: no such file {path}")
     if extract.file.columns and extract.file.format is not FileFormat.PARQUET:
@@ -218,7 +236,7 @@ def _extract(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _
     return _Outcome(rows={extract.into: result.total})
 
 
-def _extract_http(step: Step, plan: Plan, env: Environment) -> _Outcome:
+def _extract_http(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
     from pipelines.dsl.columns import logical_type
     from pipelines.dsl.http_extract import fetch
     from pipelines.runtime.targets import Column, Table
@@ -228,7 +246,8 @@ def _extract_http(step: Step, plan: Plan, env: Environment) -> _Outcome:
     assert extract is not None and extract.http is not None
     timeout = step.timeout or plan.pipeline.timeout
     policy = RetryPolicy(call_deadline=60.0, deadline=timeout.total_seconds() if timeout else 600.0)
-    fetched = fetch(extract.http, folder=plan.spec.parent, policy=policy)
+    settings = extract.http.model_copy(update={"url": step_plan.rendered.get("url", extract.http.url)})
+    fetched = fetch(settings, folder=plan.spec.parent, policy=policy)
     if fetched.rejected:
         with DeadLetterWriter(_dead_letter_path(plan, step, env), source=f"{plan.pipeline.id}.{step.id}") as dead:
             dead.write_many(dead.record(r["reason"], r["raw"], page=r["page"], index=r["index"]) for r in fetched.rejected)
