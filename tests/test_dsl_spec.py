@@ -310,3 +310,10 @@ def test_the_json_schema_accepts_the_examples_and_refuses_a_typo() -> None:
     spec["steps"][2]["load"]["mode"] = "upsrt"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(spec, schema)
+
+
+def test_a_check_on_a_column_the_table_does_not_have(tmp_path: Path) -> None:
+    text = GOOD + "  - id: quality\n    depends_on: [build]\n    check:\n      dataset: mart.revenue\n      checks:\n" \
+                  "        - not_null: totl\n        - accepted_values: {column: user_id, values: [1]}\n"
+    assert _problems(tmp_path, text) == [
+        "spec.yml:31:21: steps[3].check.checks[0].not_null: mart.revenue has no column 'totl' (did you mean 'total'?)"]

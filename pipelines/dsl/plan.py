@@ -215,6 +215,7 @@ class _Planner:
                     self.columns[step.load.table.lower()] = dict(self.columns[source])
         elif step.check is not None:
             self._reads(step.check.dataset, ("steps", i, "check", "dataset"), ancestors, plan)
+            self._check_columns(i, step)
             plan.checks = [_check_text(c.model_dump(exclude_none=True, exclude_defaults=True)) for c in step.check.checks]
         for table in plan.writes:
             self.producer[table.lower()] = step.id
@@ -235,6 +236,20 @@ class _Planner:
                                             file=str(self.loaded.path), line=line, column=column)
             except ConfigError as exc:
                 self.problem(loc, exc.message, line=exc.line or line, column=exc.column)
+
+    def _check_columns(self, i: int, step: Step) -> None:
+        """A check naming a column its dataset does not have is a problem (when the columns are known)."""
+        assert step.check is not None
+        known = self.columns.get(step.check.dataset.lower())
+        if not known:
+            return
+        for j, check in enumerate(step.check.checks):
+            for key, column in _check_columns(check):
+                if column.lower() not in known:
+                    close = difflib.get_close_matches(column.lower(), list(known), n=1, cutoff=0.6)
+                    hint = f" (did you mean {close[0]!r}?)" if close else f" (it has {', '.join(known)})"
+                    self.problem(("steps", i, "check", "checks", j, *key),
+                                 f"{step.check.dataset} has no column {column!r}{hint}")
 
     def _declare(self, table: str, columns: list[tuple[str, str]]) -> None:
         if columns:
@@ -379,6 +394,19 @@ def _rotated(cycle: list[str], index: Mapping[str, int]) -> list[str]:
     """The cycle starting at the step that comes first in the spec."""
     first = min(range(len(cycle)), key=lambda i: index[cycle[i]])
     return cycle[first:] + cycle[:first]
+
+
+def _check_columns(check: Any) -> list[tuple[tuple[str, ...], str]]:
+    """(key path, column) of every column a check names."""
+    found: list[tuple[tuple[str, ...], str]] = []
+    for key in ("not_null", "unique"):
+        if getattr(check, key):
+            found.append(((key,), getattr(check, key)))
+    for key in ("accepted_values", "relationships", "freshness"):
+        model = getattr(check, key)
+        if model is not None:
+            found.append(((key, "column"), model.column))
+    return found
 
 
 def _check_text(check: dict[str, Any]) -> str:
