@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import sqlglot.expressions as E
+from sqlglot.dialects.dialect import Dialect
 from sqlglot.optimizer.scope import Scope, build_scope
 
 from lineage_auditor.sql.schema import Catalog, Columns
@@ -255,7 +256,7 @@ class Context:
 class QueryResolver:
     """Resolves every scope of one query against a catalog, collecting warnings."""
 
-    def __init__(self, catalog: Catalog, warn: Warn, dialect: str | None = None) -> None:
+    def __init__(self, catalog: Catalog, warn: Warn, dialect: Dialect | str | None = None) -> None:
         self.catalog = catalog
         self.warn = warn
         self.dialect = dialect

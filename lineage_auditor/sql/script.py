@@ -24,6 +24,7 @@ from lineage_auditor.model import (
     SqlLineageResult,
     StatementLineage,
 )
+from lineage_auditor.sql.dialects import dialect_rules
 from lineage_auditor.sql.resolver import Deps, QueryResolver, ScopeLineage, merge_into
 from lineage_auditor.sql.schema import Catalog, Columns
 from lineage_auditor.sql.split import ParsedStatement, parse_statements
@@ -54,7 +55,8 @@ class ScriptAnalyzer:
     """Analyses statements in order, sharing one catalog across files of one run."""
 
     def __init__(self, *, dialect: str | None, schema: dict[str, Columns] | None, namespace: str) -> None:
-        self.dialect = dialect
+        self.rules = dialect_rules(dialect)
+        self.dialect = self.rules.sqlglot
         self.catalog = Catalog(schema)
         self.namespace = namespace
         self.result = SqlLineageResult()

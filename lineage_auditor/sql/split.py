@@ -60,7 +60,7 @@ def _parse_error(exc: ParseError, file: str, sql: str, fallback: int) -> Problem
     return Problem(f"syntax error: {message}", file=file, line=line, column=col)
 
 
-def parse_statements(sql: str, *, dialect: str | None, file: str) -> tuple[list[ParsedStatement], list[Problem]]:
+def parse_statements(sql: str, *, dialect: sqlglot.Dialect | str | None, file: str) -> tuple[list[ParsedStatement], list[Problem]]:
     """Parse every statement of ``sql``; return the parsed ones and one error per bad one."""
     d = sqlglot.Dialect.get_or_raise(dialect)
     try:
