@@ -18,7 +18,10 @@ from typing import Callable
 
 import sqlglot.expressions as E
 from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import OptimizeError
 from sqlglot.optimizer.scope import Scope, build_scope
+
+from lineage_auditor.errors import SqlError
 
 from lineage_auditor.sql.schema import Catalog, Columns
 from lineage_auditor.sql.transforms import (
@@ -217,7 +220,7 @@ class Context:
         self.order = order
         self.aliases: dict[str, Deps] = {}
         self.parent = parent
-        self.using: set[str] = set()
+        self.using: dict[str, None] = {}  # USING (...) columns, in order
         self.cache: dict[tuple[str, str], Deps | None] = {}
 
     def lookup(self, table: str, name: str) -> Deps | None:
@@ -240,8 +243,13 @@ class Context:
                 return {k: {compose(TRANSFORM, t) for t in ts} for k, ts in struct.items()}
             return None
         known = [s for s in self.sources.values() if s.has(name)]
-        if len(known) == 1 or (known and name in self.using):
+        if len(known) == 1:
             return known[0].column(name)
+        if known and name in self.using:  # the joined column: either side's value
+            merged: Deps = {}
+            for src in known:
+                merge_into(merged, src.column(name) or {})
+            return merged
         if len(known) > 1:
             return _AMBIGUOUS
         alias = self.aliases.get(name)
@@ -267,8 +275,23 @@ class QueryResolver:
 
     # -- entry point -------------------------------------------------------------
     def resolve_query(self, query: E.Expr) -> ScopeLineage:
+        """The lineage of ``query``; a FROM clause naming two tables alike is a SqlError."""
         if isinstance(query, E.Values):
             return self._resolve_values(query)
+        try:
+            return self._resolve_root(query)
+        except OptimizeError as exc:
+            if not _name_derived_tables(query):
+                raise _duplicate_alias(exc, query) from None
+        self._memo.clear()
+        self._scopes.clear()
+        self.tables.clear()
+        try:
+            return self._resolve_root(query)
+        except OptimizeError as exc:
+            raise _duplicate_alias(exc, query) from None
+
+    def _resolve_root(self, query: E.Expr) -> ScopeLineage:
         root = build_scope(query)
         if root is None:
             self.warn("could not analyse this query", query)
@@ -422,7 +445,7 @@ class QueryResolver:
                 self.walk(on, IND_JOIN, ctx, out)
             for ident in join.args.get("using") or []:
                 name = ident_name(ident.this if isinstance(ident, E.Column) else ident)
-                ctx.using.add(name)
+                ctx.using[name] = None
                 for src in ctx.sources.values():
                     if src.has(name) is not False:
                         merge_into(out, src.column(name) or {}, IND_JOIN)
@@ -467,6 +490,10 @@ class QueryResolver:
         excluded = {ident_name(c.this if isinstance(c, E.Column) else c) for c in star.args.get("except_") or star.args.get("except") or []}
         names = [table.lower()] if table else ctx.order
         unresolved: list[str] = []
+        joined = self._using_columns(ctx) if not table and ctx.using else {}
+        for col, (deps, type_) in joined.items():  # one column per USING name, first
+            if col not in excluded:
+                result.add(col, deps, type_)
         for name in names:
             src = ctx.sources.get(name)
             if src is None:
@@ -477,13 +504,31 @@ class QueryResolver:
                 result.passthrough = src
                 continue
             for col, deps, type_ in cols:
-                if col not in excluded:
+                if col not in excluded and col not in joined:
                     result.add(col, deps, type_)
         if unresolved:
             what = f"{table}.*" if table else "*"
             self.warn(f"cannot expand {what}: no schema for {', '.join(unresolved)} (pass --schema)", star)
             if len(unresolved) > 1:
                 result.passthrough = None
+
+    @staticmethod
+    def _using_columns(ctx: Context) -> dict[str, tuple[Deps, str | None]]:
+        """``*`` over ``JOIN ... USING (k)`` has one ``k``: the value of either side's ``k``."""
+        out: dict[str, tuple[Deps, str | None]] = {}
+        for name in ctx.using:
+            deps: Deps = {}
+            type_: str | None = None
+            for src_name in ctx.order:
+                src = ctx.sources.get(src_name)
+                if src is None or not src.has(name):
+                    continue
+                merge_into(deps, src.column(name) or {})
+                for col, _, t in src.all_columns() or []:
+                    if col == name and type_ is None:
+                        type_ = t
+            out[name] = (deps, type_)
+        return out
 
     # -- expressions -------------------------------------------------------------
     def walk(self, node: E.Expr, mode: T, ctx: Context, out: Deps) -> None:
@@ -601,3 +646,39 @@ def _is_masking(node: E.Expr) -> bool:
     if isinstance(node, E.Func):
         return node.key in MASKING_FUNCTIONS or node.sql_name().lower() in MASKING_FUNCTIONS
     return False
+
+
+def _name_derived_tables(query: E.Expr) -> bool:
+    """Give unaliased derived tables (``FROM (SELECT ...) JOIN (SELECT ...) USING (id)``) names.
+
+    SQL lets them go unnamed when no column is qualified with them; scopes need a name per
+    source. Returns whether any was named.
+    """
+    named = 0
+    for sub in query.find_all(E.Subquery):
+        if isinstance(sub.parent, (E.From, E.Join)) and not sub.alias:
+            named += 1
+            sub.set("alias", E.TableAlias(this=E.to_identifier(f"_derived{named}")))
+    return named > 0
+
+
+def _duplicate_alias(exc: OptimizeError, query: E.Expr) -> SqlError:
+    """sqlglot's "Alias already used" as our error, pointing at the second use."""
+    message = str(exc)
+    alias = message.rsplit(":", 1)[-1].strip() if "Alias already used" in message else ""
+    if not alias:
+        return SqlError(f"cannot analyse this statement: {message}")
+    uses = [t for t in query.find_all(E.Table, E.Subquery) if t.alias_or_name.lower() == alias.lower()]
+    line, column = node_position(uses[1] if len(uses) > 1 else query)
+    return SqlError(f"table alias {alias!r} is used twice in one FROM clause: give each table its own alias",
+                    line=line, column=column)
+
+
+def node_position(node: E.Expr) -> tuple[int, int]:
+    """1-based line and column of the first identifier in ``node`` sqlglot kept a position for."""
+    for sub in node.walk():
+        meta = getattr(sub, "_meta", None)
+        if meta and "line" in meta:
+            text = sub.name if isinstance(sub, E.Identifier) else ""
+            return int(meta["line"]), max(1, int(meta.get("col", 1)) - len(text) + 1)
+    return 0, 0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import sqlglot.expressions as E
 
-from lineage_auditor.errors import LineageAuditError
+from lineage_auditor.errors import LineageAuditError, SqlError
 from lineage_auditor.model import (
     ColumnRef,
     DatasetLineage,
@@ -25,7 +25,8 @@ from lineage_auditor.model import (
     StatementLineage,
 )
 from lineage_auditor.sql.dialects import dialect_rules
-from lineage_auditor.sql.resolver import Deps, QueryResolver, ScopeLineage, merge_into
+from lineage_auditor.sql.resolver import Deps, QueryResolver, ScopeLineage, merge_into, node_position
+
 from lineage_auditor.sql.schema import Catalog, Columns
 from lineage_auditor.sql.split import ParsedStatement, parse_statements
 from lineage_auditor.sql.statements import SELECT, SchemaStatement, WriteStatement, classify
@@ -101,11 +102,16 @@ class ScriptAnalyzer:
         index = len(self.result.statements)
 
         def warn(message: str, node: E.Expr | None) -> None:
-            line, col = _node_position(node) if node is not None else (0, 0)
+            line, col = node_position(node) if node is not None else (0, 0)
             self._warn(file, line or parsed.line, col or parsed.column, message)
 
         resolver = QueryResolver(self.catalog, warn, self.dialect)
-        lineage = resolver.resolve_query(stmt.query)
+        try:
+            lineage = resolver.resolve_query(stmt.query)
+        except SqlError as exc:  # this statement only: the others keep their lineage
+            self.result.errors.append(
+                Problem(exc.message, file=file, line=exc.line or parsed.line, column=exc.column or parsed.column))
+            return
         target = self.catalog.canonical(stmt.target) if stmt.target else f"_select_{index}"
         names, deps, types = self._target_columns(stmt, target, lineage, warn)
         dataset = dict(lineage.dataset)
@@ -219,16 +225,6 @@ def _inputs(namespace: str, deps: Deps) -> list[InputField]:
         InputField(ColumnRef(DatasetRef(namespace, table), col), [to_model(t) for t in sorted(ts)])
         for (table, col), ts in sorted(deps.items())
     ]
-
-
-def _node_position(node: E.Expr) -> tuple[int, int]:
-    """1-based line and column of the first identifier sqlglot kept a position for."""
-    for sub in node.walk():
-        meta = getattr(sub, "_meta", None)
-        if meta and "line" in meta:
-            text = sub.name if isinstance(sub, E.Identifier) else ""
-            return int(meta["line"]), max(1, int(meta.get("col", 1)) - len(text) + 1)
-    return 0, 0
 
 
 def analyze_sql(

@@ -159,16 +159,42 @@ def _merge(stmt: E.Merge) -> WriteStatement:
     return WriteStatement(MERGE, target, _with_ctes(stmt, query), [name for name, _ in assigned])
 
 
+def _aliased_target(target: E.Table, sources: list[E.Expr]) -> E.Table | None:
+    """T-SQL's ``UPDATE o SET ... FROM orders o JOIN ...``: the target is a FROM alias.
+
+    An unqualified target named like a table alias (or an unaliased table) of the FROM clause
+    is that table, not a second copy of it.
+    """
+    if target.args.get("db") is not None:
+        return None
+    name = ident_name(target.this)
+    for node in sources:
+        if isinstance(node, E.Table) and node.name and ident_name(node.alias or node.this) == name:
+            return node
+    return None
+
+
 def _update(stmt: E.Update) -> WriteStatement:
     target_node: E.Table = stmt.this
-    target = table_name(target_node)
     assigned = _assignments(stmt.expressions)
     query = E.select(*[E.alias_(value.copy(), f"__c{i}") for i, (_, value) in enumerate(assigned)])
-    query = query.from_(target_node.copy())
     from_ = stmt.args.get("from_") or stmt.args.get("from")
+    first = None
+    joins = list(stmt.args.get("joins") or [])
     if from_ is not None:
-        query = query.join(from_.this.copy())
-    for join in stmt.args.get("joins") or []:
+        first = from_.this.copy()
+        joins += first.args.get("joins") or []  # sqlglot hangs UPDATE ... FROM's joins on its table
+        first.set("joins", None)
+    sources = ([first] if first is not None else []) + [j.this for j in joins]
+    through_alias = _aliased_target(target_node, sources)
+    target = table_name(through_alias if through_alias is not None else target_node)
+    if through_alias is None:
+        query = query.from_(target_node.copy())
+        if first is not None:
+            query = query.join(first)
+    elif first is not None:
+        query = query.from_(first)
+    for join in joins:
         query = query.join(join.copy())
     where = stmt.args.get("where")
     if where is not None:

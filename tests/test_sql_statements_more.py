@@ -1,0 +1,117 @@
+"""Statements users write that the engine once crashed on or lost: each gets its full lineage,
+and a statement that cannot be analysed is one error with its line, never the whole file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from lineage_auditor.cli import _register, cli
+from lineage_auditor.sql import analyze_sql
+from sqlhelpers import analyze, dataset_of, fields_of, lineage, output
+
+SHOP = {
+    "orders": {"id": "INT", "total": "DECIMAL", "status": "TEXT"},
+    "staged": {"order_id": "INT", "amount": "DECIMAL", "state": "TEXT"},
+    "a": {"id": "INT", "x": "INT"},
+    "b": {"id": "INT", "y": "INT"},
+}
+
+
+# -- T-SQL: UPDATE through a FROM alias ---------------------------------------------------
+@pytest.mark.parametrize(
+    "sql, fields, dataset",
+    [
+        ("UPDATE o SET o.total = s.amount FROM orders o JOIN staged s ON o.id = s.order_id",
+         {"total": {"staged.amount:DIRECT/IDENTITY"}},
+         {"orders.id:INDIRECT/JOIN", "staged.order_id:INDIRECT/JOIN"}),
+        ("UPDATE o SET total = o.total + s.amount, status = UPPER(s.state) "
+         "FROM orders AS o INNER JOIN staged AS s ON s.order_id = o.id WHERE s.state <> 'void'",
+         {"total": {"orders.total:DIRECT/TRANSFORMATION", "staged.amount:DIRECT/TRANSFORMATION"},
+          "status": {"staged.state:DIRECT/TRANSFORMATION"}},
+         {"orders.id:INDIRECT/JOIN", "staged.order_id:INDIRECT/JOIN", "staged.state:INDIRECT/FILTER"}),
+        ("UPDATE orders SET status = s.state FROM orders JOIN staged s ON orders.id = s.order_id",
+         {"status": {"staged.state:DIRECT/IDENTITY"}},
+         {"orders.id:INDIRECT/JOIN", "staged.order_id:INDIRECT/JOIN"}),
+    ],
+)
+def test_tsql_update_through_alias_writes_the_aliased_table(sql, fields, dataset):
+    st = analyze(sql, schema=SHOP, dialect="tsql").statements[0]
+    assert st.kind == "UPDATE"
+    assert [d.name for d in st.inputs] == ["orders", "staged"]
+    (out,) = st.outputs
+    assert out.dataset.name == "orders"
+    assert fields_of(out) == fields
+    assert dataset_of(out) == dataset
+
+
+def test_postgres_update_from_with_a_join_keeps_every_source():
+    sql = ("UPDATE orders SET total = s.amount * r.rate FROM staged s JOIN rates r ON r.state = s.state "
+           "WHERE s.order_id = orders.id")
+    schema = {**SHOP, "rates": {"state": "TEXT", "rate": "DECIMAL"}}
+    out = output(sql, schema=schema, dialect="postgres")
+    assert fields_of(out) == {"total": {"staged.amount:DIRECT/TRANSFORMATION", "rates.rate:DIRECT/TRANSFORMATION"}}
+    assert dataset_of(out) == {"rates.state:INDIRECT/JOIN", "staged.state:INDIRECT/JOIN",
+                               "staged.order_id:INDIRECT/FILTER", "orders.id:INDIRECT/FILTER"}
+
+
+# -- derived tables without aliases ---------------------------------------------------------
+@pytest.mark.parametrize("dialect", [None, "postgres", "duckdb", "mysql"])
+def test_unaliased_derived_tables_joined_with_using(dialect):
+    sql = "SELECT * FROM (SELECT id, x FROM a) JOIN (SELECT id, y FROM b) USING (id)"
+    out = output(sql, schema=SHOP, dialect=dialect)
+    assert fields_of(out) == {
+        "id": {"a.id:DIRECT/IDENTITY", "b.id:DIRECT/IDENTITY"},
+        "x": {"a.x:DIRECT/IDENTITY"},
+        "y": {"b.y:DIRECT/IDENTITY"},
+    }
+    assert dataset_of(out) == {"a.id:INDIRECT/JOIN", "b.id:INDIRECT/JOIN"}
+
+
+def test_unaliased_derived_tables_named_columns_and_writes():
+    sql = ("CREATE TABLE ab AS SELECT id, x + y AS s FROM (SELECT id, x FROM a) "
+           "INNER JOIN (SELECT id, y FROM b WHERE y > 0) USING (id)")
+    out = output(sql, schema=SHOP, dialect="postgres")
+    assert out.dataset.name == "ab"
+    assert fields_of(out) == {"id": {"a.id:DIRECT/IDENTITY", "b.id:DIRECT/IDENTITY"},
+                              "s": {"a.x:DIRECT/TRANSFORMATION", "b.y:DIRECT/TRANSFORMATION"}}
+    assert dataset_of(out) == {"a.id:INDIRECT/JOIN", "b.id:INDIRECT/JOIN", "b.y:INDIRECT/FILTER"}
+
+
+def test_star_over_join_using_has_the_using_column_once():
+    got = lineage("SELECT * FROM a JOIN b USING (id)", schema=SHOP)
+    assert got == {"id": {"a.id:DIRECT/IDENTITY", "b.id:DIRECT/IDENTITY"},
+                   "x": {"a.x:DIRECT/IDENTITY"}, "y": {"b.y:DIRECT/IDENTITY"}}
+
+
+# -- a genuinely duplicated alias: one error, the rest of the file keeps its lineage -----------
+DUPLICATES = """CREATE TABLE first AS SELECT id FROM a;
+SELECT x.a
+FROM t AS x, u AS x;
+UPDATE t SET a = u.b FROM u, u;
+CREATE TABLE last AS SELECT y FROM b;
+"""
+
+
+def test_duplicate_alias_is_an_error_of_that_statement_only():
+    result = analyze_sql(DUPLICATES, file="etl.sql", schema=SHOP, dialect="postgres")
+    assert [(e.file, e.line, e.column) for e in result.errors] == [("etl.sql", 3, 14), ("etl.sql", 4, 30)]
+    assert all("used twice" in e.message for e in result.errors)
+    assert "'x'" in result.errors[0].message and "'u'" in result.errors[1].message
+    assert [o.dataset.name for st in result.statements for o in st.outputs] == ["first", "last"]
+    assert fields_of(result.statements[1].outputs[0]) == {"y": {"b.y:DIRECT/IDENTITY"}}
+
+
+def test_duplicate_alias_on_the_command_line_exits_2_without_traceback(tmp_path):
+    _register()
+    path = tmp_path / "etl.sql"
+    path.write_text(DUPLICATES)
+    res = CliRunner().invoke(cli, ["sql", str(path), "--format", "json", "-d", "tsql"], catch_exceptions=False)
+    assert res.exit_code == 2
+    assert "Traceback" not in res.output
+    doc = json.loads(res.stdout)
+    assert [o["name"] for s in doc["statements"] for o in s["outputs"]] == ["first", "last"]
+    assert [e["line"] for e in doc["errors"]] == [3, 4]
+    assert f"{path}:3:14: table alias 'x' is used twice" in res.stderr
