@@ -115,3 +115,61 @@ def test_duplicate_alias_on_the_command_line_exits_2_without_traceback(tmp_path)
     assert [o["name"] for s in doc["statements"] for o in s["outputs"]] == ["first", "last"]
     assert [e["line"] for e in doc["errors"]] == [3, 4]
     assert f"{path}:3:14: table alias 'x' is used twice" in res.stderr
+
+
+# -- lineage that was lost -------------------------------------------------------------------
+SRC = {"s": {"c1": "INT", "c2": "TEXT", "c3": "INT", "c4": "TEXT", "k": "INT"},
+       "t": {"a": "INT", "b": "TEXT", "id": "INT"}}
+
+
+@pytest.mark.parametrize("dialect", [None, "postgres", "tsql", "mysql", "snowflake"])
+@pytest.mark.parametrize(
+    "sql, expected",
+    [
+        ("INSERT INTO t (a, b) (SELECT c1, c2 FROM s)",
+         {"a": {"s.c1:DIRECT/IDENTITY"}, "b": {"s.c2:DIRECT/IDENTITY"}}),
+        ("INSERT INTO t (b, a) (SELECT UPPER(c2), c1 + c3 FROM s WHERE k > 0)",
+         {"b": {"s.c2:DIRECT/TRANSFORMATION"}, "a": {"s.c1:DIRECT/TRANSFORMATION", "s.c3:DIRECT/TRANSFORMATION"}}),
+        ("INSERT INTO t (a, b) ((SELECT c1, c2 FROM s) UNION ALL (SELECT c3, c4 FROM s))",
+         {"a": {"s.c1:DIRECT/IDENTITY", "s.c3:DIRECT/IDENTITY"}, "b": {"s.c2:DIRECT/IDENTITY", "s.c4:DIRECT/IDENTITY"}}),
+    ],
+)
+def test_insert_with_a_parenthesised_query_after_the_column_list(dialect, sql, expected):
+    result = analyze(sql, schema=SRC, dialect=dialect)
+    (st,) = result.statements
+    assert st.kind == "INSERT" and [d.name for d in st.inputs] == ["s"]
+    got = {k.lower(): {label.lower() for label in v} for k, v in fields_of(st.outputs[0]).items()}
+    assert got == {k: {label.lower() for label in v} for k, v in expected.items()}
+    assert not result.warnings
+
+
+CTE_SRC = {"src": {"id": "INT", "v": "TEXT", "ok": "BOOLEAN"}, "t": {"id": "INT", "v": "TEXT"}}
+
+
+@pytest.mark.parametrize(
+    "dialect, sql",
+    [
+        ("postgres", "WITH x AS (SELECT id, v FROM src WHERE ok) UPDATE t SET v = x.v FROM x WHERE x.id = t.id"),
+        ("tsql", "WITH x AS (SELECT id, v FROM src WHERE ok = 1) UPDATE t SET t.v = x.v FROM t JOIN x ON x.id = t.id"),
+        ("sqlite", "WITH x AS (SELECT id, v FROM src WHERE ok) UPDATE t SET v = x.v FROM x WHERE x.id = t.id"),
+    ],
+)
+def test_with_then_update_from_traces_through_the_cte(dialect, sql):
+    st = analyze(sql, schema=CTE_SRC, dialect=dialect).statements[0]
+    assert st.kind == "UPDATE"
+    assert sorted(d.name for d in st.inputs) == ["src", "t"]
+    out = st.outputs[0]
+    assert out.dataset.name == "t"
+    assert fields_of(out) == {"v": {"src.v:DIRECT/IDENTITY"}}
+    kind = "JOIN" if dialect == "tsql" else "FILTER"
+    assert dataset_of(out) == {"src.ok:INDIRECT/FILTER", f"src.id:INDIRECT/{kind}", f"t.id:INDIRECT/{kind}"}
+
+
+def test_with_then_update_with_several_ctes_and_a_second_statement():
+    sql = ("WITH a1 AS (SELECT id, v FROM src), a2 AS (SELECT id, UPPER(v) AS v FROM a1) "
+           "UPDATE t SET v = a2.v FROM a2 WHERE a2.id = t.id;\n"
+           "CREATE TABLE t2 AS SELECT v FROM t")
+    result = analyze(sql, schema=CTE_SRC, dialect="postgres")
+    assert fields_of(result.statements[0].outputs[0]) == {"v": {"src.v:DIRECT/TRANSFORMATION"}}
+    (t2,) = [o for o in result.end_to_end if o.dataset.name == "t2"]
+    assert fields_of(t2) == {"v": {"src.v:DIRECT/TRANSFORMATION"}}

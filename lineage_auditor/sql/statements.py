@@ -77,6 +77,8 @@ def classify(stmt: E.Expr) -> WriteStatement | SchemaStatement | None:
         return _create(stmt)
     if isinstance(stmt, E.Insert):
         query = stmt.expression
+        while isinstance(query, E.Subquery):  # INSERT INTO t (a, b) (SELECT ...)
+            query = query.this
         if query is None:
             return None
         target, cols = _target(stmt.this)
@@ -199,4 +201,4 @@ def _update(stmt: E.Update) -> WriteStatement:
     where = stmt.args.get("where")
     if where is not None:
         query = query.where(where.this.copy())
-    return WriteStatement(UPDATE, target, query, [name for name, _ in assigned])
+    return WriteStatement(UPDATE, target, _with_ctes(stmt, query), [name for name, _ in assigned])
