@@ -118,7 +118,8 @@ def test_without_schema_star_and_ambiguous_columns_are_warned_never_guessed():
     messages = [w.message for w in result.warnings]
     assert any("cannot expand *" in m and "a, b" in m for m in messages)
     assert any("'x'" in m and "which table" in m for m in messages)
-    assert fields_of(result.statements[1].outputs[0]) == {"x": set()}
+    # the column is kept as an input with its table unknown (""), never assigned to a or b
+    assert fields_of(result.statements[1].outputs[0]) == {"x": {".x:DIRECT/IDENTITY"}}
     warning = next(w for w in result.warnings if "'x'" in w.message)
     assert (warning.line, warning.column) == (1, 45)
 

@@ -173,3 +173,57 @@ def test_with_then_update_with_several_ctes_and_a_second_statement():
     assert fields_of(result.statements[0].outputs[0]) == {"v": {"src.v:DIRECT/TRANSFORMATION"}}
     (t2,) = [o for o in result.end_to_end if o.dataset.name == "t2"]
     assert fields_of(t2) == {"v": {"src.v:DIRECT/TRANSFORMATION"}}
+
+
+# -- without a schema: useful, never silent ------------------------------------------------------
+def test_star_over_a_join_without_schema_keeps_dataset_inputs_and_warns():
+    sql = ("INSERT INTO t SELECT * FROM a JOIN b ON a.k = b.k;\n"
+           "CREATE TABLE t2 AS SELECT * FROM t WHERE t.flag;\n"
+           "CREATE TABLE t3 AS SELECT t2.x, t2.y + 1 AS y1 FROM t2")
+    result = analyze(sql)
+    assert any("cannot expand *: no schema for a, b" in w.message for w in result.warnings)
+    first, second, third = result.statements
+    assert [d.name for d in first.inputs] == ["a", "b"]
+    assert dataset_of(first.outputs[0]) == {"a.k:INDIRECT/JOIN", "b.k:INDIRECT/JOIN"}
+    assert [d.name for d in second.inputs] == ["t"]
+    # columns of t stay open (not "no columns"): t3 still names t2.x and t2.y, traced to tables
+    # the script did not create, with their table unknown because * read both a and b
+    e2e = {o.dataset.name: o for o in result.end_to_end}
+    assert fields_of(third.outputs[0]) == {"x": {"t2.x:DIRECT/IDENTITY"}, "y1": {"t2.y:DIRECT/TRANSFORMATION"}}
+    assert fields_of(e2e["t3"]) == {"x": {".x:DIRECT/IDENTITY"}, "y1": {".y:DIRECT/TRANSFORMATION"}}
+    assert dataset_of(e2e["t3"]) == {"a.k:INDIRECT/JOIN", "b.k:INDIRECT/JOIN", ".flag:INDIRECT/FILTER"}
+    assert not any("not found" in w.message for w in result.warnings)
+
+
+def test_star_over_one_table_without_schema_traces_named_columns_end_to_end():
+    sql = "CREATE TABLE s AS SELECT * FROM raw_events;\nCREATE TABLE m AS SELECT user_id, COUNT(*) AS n FROM s GROUP BY user_id"
+    result = analyze(sql, dialect="duckdb")
+    (m,) = [o for o in result.end_to_end if o.dataset.name == "m"]
+    assert fields_of(m) == {"user_id": {"raw_events.user_id:DIRECT/IDENTITY"}, "n": set()}
+    assert dataset_of(m) == {"raw_events.user_id:INDIRECT/GROUP_BY"}
+
+
+@pytest.mark.parametrize("dialect", [None, "postgres", "snowflake"])
+def test_unqualified_join_columns_without_schema_are_inputs_with_table_unknown(dialect):
+    sql = "SELECT k, a.v, SUM(amount) AS total FROM a JOIN b ON a.id = b_id GROUP BY k, a.v"
+    result = analyze(sql, dialect=dialect)
+    got = {name.lower(): {label.lower() for label in labels}
+           for name, labels in fields_of(result.statements[0].outputs[0]).items()}
+    assert got == {"k": {".k:direct/identity"}, "v": {"a.v:direct/identity"}, "total": {".amount:direct/aggregation"}}
+    assert {label.lower() for label in dataset_of(result.statements[0].outputs[0])} == {
+        "a.id:indirect/join", ".b_id:indirect/join", ".k:indirect/group_by", "a.v:indirect/group_by"}
+    warned = {w.message.split("'")[1].lower() for w in result.warnings if "recorded with its table unknown" in w.message}
+    assert warned == {"k", "amount", "b_id"}
+
+
+def test_unknown_table_columns_do_not_become_graph_nodes_but_tables_stay_upstream():
+    from lineage_auditor.graph import LineageGraph
+    from lineage_auditor.model import ColumnRef, DatasetRef
+
+    result = analyze("CREATE TABLE r AS SELECT k, a.v FROM a JOIN b ON a.id = b.id")
+    graph = LineageGraph.from_sql_result(result)
+    r = DatasetRef("default", "r")
+    assert {d.name for d in graph.datasets()} == {"a", "b", "r"}
+    assert {d.name for d in graph.upstream(r)} == {"a", "b"}
+    assert graph.column_upstream(ColumnRef(r, "k"), direct_only=True) == []
+    assert graph.column_upstream(ColumnRef(r, "v"), direct_only=True) == [ColumnRef(DatasetRef("default", "a"), "v")]

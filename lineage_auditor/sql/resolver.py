@@ -45,6 +45,21 @@ Deps = dict[Key, set[T]]
 Warn = Callable[[str, E.Expr | None], None]
 
 _AMBIGUOUS: Deps = {}
+UNKNOWN_TABLE = ""  # the table of a column that could come from several tables without schema
+
+
+class UnknownTable(dict):
+    """Deps of a column whose table is unknown (``SELECT k FROM a JOIN b`` without a schema).
+
+    The column is still an input, keyed ``("", name)``; the type marks it so the place that
+    reads it can warn.
+    """
+
+    __slots__ = ()
+
+
+def unknown_table(name: str) -> Deps:
+    return UnknownTable({(UNKNOWN_TABLE, name): {IDENT}})
 _SELECTIVE = (E.Coalesce, E.Paren, E.Alias)
 
 
@@ -162,6 +177,21 @@ class OpaqueSource(Source):
         return None
 
 
+class OpenSource(Source):
+    """``*`` over several tables without schema: any column may exist, its table is unknown."""
+
+    __slots__ = ()
+
+    def has(self, name: str) -> bool | None:
+        return None
+
+    def column(self, name: str) -> Deps | None:
+        return unknown_table(name)
+
+    def all_columns(self) -> list[tuple[str, Deps, str | None]] | None:
+        return None
+
+
 class ScopeSource(Source):
     __slots__ = ("lineage", "renames")
 
@@ -239,7 +269,7 @@ class Context:
             if src is not None:
                 return src.column(name)
             struct = self._lookup_local("", table)  # BigQuery struct access: col.field
-            if struct:
+            if struct and not isinstance(struct, UnknownTable):
                 return {k: {compose(TRANSFORM, t) for t in ts} for k, ts in struct.items()}
             return None
         known = [s for s in self.sources.values() if s.has(name)]
@@ -258,7 +288,12 @@ class Context:
         unknown = [s for s in self.sources.values() if s.has(name) is None]
         if len(unknown) == 1:
             return unknown[0].column(name)
-        return _AMBIGUOUS if unknown else None
+        if unknown and name in self.using:
+            joined: Deps = {}
+            for src in unknown:
+                merge_into(joined, src.column(name) or {})
+            return joined
+        return unknown_table(name) if unknown else None
 
 
 class QueryResolver:
@@ -479,7 +514,8 @@ class QueryResolver:
             return
         if isinstance(expr, E.Column) and not expr.table:
             name = ident_name(expr.this)
-            if ctx.lookup("", name) in (None, _AMBIGUOUS):
+            found = ctx.lookup("", name)
+            if found in (None, _AMBIGUOUS) or isinstance(found, UnknownTable):
                 named = result.position(name)
                 if named is not None:
                     merge_into(result.dataset, result.deps[named], mode)
@@ -510,7 +546,7 @@ class QueryResolver:
             what = f"{table}.*" if table else "*"
             self.warn(f"cannot expand {what}: no schema for {', '.join(unresolved)} (pass --schema)", star)
             if len(unresolved) > 1:
-                result.passthrough = None
+                result.passthrough = OpenSource()
 
     @staticmethod
     def _using_columns(ctx: Context) -> dict[str, tuple[Deps, str | None]]:
@@ -573,6 +609,10 @@ class QueryResolver:
         deps = ctx.lookup(table, name)
         if deps is _AMBIGUOUS:
             self.warn(f"cannot tell which table column {name!r} comes from (pass --schema or qualify it)", node)
+        elif isinstance(deps, UnknownTable):
+            self.warn(f"cannot tell which table column {name!r} comes from (pass --schema or qualify it); "
+                      "recorded with its table unknown", node)
+            merge_into(out, deps, mode)
         elif deps is None:
             ref = f"{table}.{name}" if table else name
             self.warn(f"column {ref!r} not found in any table of this query", node)

@@ -25,7 +25,7 @@ from lineage_auditor.model import (
     StatementLineage,
 )
 from lineage_auditor.sql.dialects import dialect_rules
-from lineage_auditor.sql.resolver import Deps, QueryResolver, ScopeLineage, merge_into, node_position
+from lineage_auditor.sql.resolver import Deps, QueryResolver, ScopeLineage, Source, merge_into, node_position
 
 from lineage_auditor.sql.schema import Catalog, Columns
 from lineage_auditor.sql.split import ParsedStatement, parse_statements
@@ -44,6 +44,11 @@ class _Written:
     types: list[str | None] = field(default_factory=list)
     dataset: Deps = field(default_factory=dict)
     temporary: bool = False
+    passthrough: Source | None = None  # an unexpandable * wrote columns we cannot name
+
+    def open_column(self, name: str) -> Deps | None:
+        """A column the write's ``*`` passed through without our knowing its name."""
+        return self.passthrough.column(name) if self.passthrough is not None else None
 
     def position(self, name: str) -> int | None:
         try:
@@ -126,7 +131,7 @@ class ScriptAnalyzer:
                 outputs=[self._dataset_lineage(target, _Written(names, deps, types), deps, dataset)],
             )
         )
-        self._remember(stmt, target, names, deps, types, dataset)
+        self._remember(stmt, target, names, deps, types, dataset, lineage.passthrough, resolver.tables)
 
     def _target_columns(
         self, stmt: WriteStatement, target: str, lineage: ScopeLineage, warn
@@ -149,16 +154,21 @@ class ScriptAnalyzer:
         return columns[:n], lineage.deps[:n], types
 
     def _remember(self, stmt: WriteStatement, target: str, names: list[str], deps: list[Deps],
-                  types: list[str | None], dataset: Deps) -> None:
+                  types: list[str | None], dataset: Deps, passthrough: Source | None = None,
+                  inputs: list[str] | None = None) -> None:
         """Store the write traced through earlier writes; teach the catalog its columns."""
         traced = [self._trace(d) for d in deps]
         traced_dataset = self._trace(dataset)
-        for d in deps:
-            self._trace_dataset_of_sources(d, traced_dataset)
-        self._trace_dataset_of_sources(dataset, traced_dataset)
+        read = {table for d in deps for table, _ in d} | {table for table, _ in dataset} | set(inputs or ())
+        for table in read:  # rows of an earlier write were filtered/joined: that shapes this one too
+            source = self._written.get(table)
+            if source is not None:
+                merge_into(traced_dataset, source.dataset)
         written = self._written.get(target)
         if written is None or stmt.kind.startswith("CREATE"):
             written = self._written[target] = _Written(temporary=stmt.temporary)
+        if passthrough is not None and not stmt.columns:
+            written.passthrough = passthrough
         for name, d, t in zip(names, traced, types):
             pos = written.position(name)
             if pos is None:
@@ -168,7 +178,9 @@ class ScriptAnalyzer:
                 pos = len(written.names) - 1
             merge_into(written.deps[pos], d)
         merge_into(written.dataset, traced_dataset)
-        if stmt.target and (stmt.kind.startswith("CREATE") or self.catalog.columns(target) is None):
+        if written.passthrough is not None:  # its columns are not all known: keep them open
+            self.catalog.drop(target)
+        elif stmt.target and (stmt.kind.startswith("CREATE") or self.catalog.columns(target) is None):
             self.catalog.define(target, dict(zip(written.names, written.types)))
 
     def _trace(self, deps: Deps) -> Deps:
@@ -177,19 +189,14 @@ class ScriptAnalyzer:
         for (table, col), ts in deps.items():
             source = self._written.get(table)
             pos = source.position(col) if source is not None else None
-            if source is None or pos is None:
+            through = source.open_column(col) if source is not None and pos is None else None
+            if source is None or (pos is None and through is None):
                 out.setdefault((table, col), set()).update(ts)
                 continue
+            origin = source.deps[pos] if pos is not None else self._trace(through or {})
             for t in ts:
-                merge_into(out, source.deps[pos], t)
+                merge_into(out, origin, t)
         return out
-
-    def _trace_dataset_of_sources(self, deps: Deps, out: Deps) -> None:
-        """Rows of an earlier write were filtered/joined: that shapes this dataset too."""
-        for table in {table for table, _ in deps}:
-            source = self._written.get(table)
-            if source is not None:
-                merge_into(out, source.dataset)
 
     # -- output ------------------------------------------------------------------
     def _dataset_lineage(self, name: str, w: _Written, deps: list[Deps], dataset: Deps) -> DatasetLineage:
