@@ -137,7 +137,7 @@ SRC = {"s": {"c1": "INT", "c2": "TEXT", "c3": "INT", "c4": "TEXT", "k": "INT"},
 def test_insert_with_a_parenthesised_query_after_the_column_list(dialect, sql, expected):
     result = analyze(sql, schema=SRC, dialect=dialect)
     (st,) = result.statements
-    assert st.kind == "INSERT" and [d.name for d in st.inputs] == ["s"]
+    assert st.kind == "INSERT" and [d.name.lower() for d in st.inputs] == ["s"]
     got = {k.lower(): {label.lower() for label in v} for k, v in fields_of(st.outputs[0]).items()}
     assert got == {k: {label.lower() for label in v} for k, v in expected.items()}
     assert not result.warnings

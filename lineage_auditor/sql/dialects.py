@@ -14,10 +14,12 @@ Everything the engine needs to know about a dialect lives here, in one place:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlglot.expressions as E
 from sqlglot.dialects.dialect import Dialect, NormalizationStrategy
+from sqlglot.tokens import Token, TokenType
 
 from lineage_auditor.errors import SqlError
 
@@ -31,36 +33,74 @@ LATERAL_ALIAS_DIALECTS = frozenset(
     {"", "snowflake", "duckdb", "redshift", "databricks", "spark", "teradata", "clickhouse"}
 )
 
+# How each dialect names an unaliased expression column (documented in the README):
+#   postgres: a function's name (``upper``, ``count``), a cast column's name, else ``?column?``;
+#   bigquery: ``f0_``, ``f1_`` ... counting unaliased columns; hive: ``_c<position>``;
+#   text: the expression as written; TEXT: the expression upper-cased (Snowflake, Oracle);
+#   _col (Trino, Presto, T-SQL, generic, ansi): ``_col<position>``, 0-based.
+UNNAMED = {
+    "postgres": "postgres", "redshift": "postgres", "bigquery": "bigquery", "hive": "hive",
+    "spark": "text", "databricks": "text", "duckdb": "text", "mysql": "text", "sqlite": "text",
+    "clickhouse": "text", "teradata": "TEXT", "snowflake": "TEXT", "oracle": "TEXT",
+}
+
 _UPPER = (NormalizationStrategy.UPPERCASE, NormalizationStrategy.CASE_INSENSITIVE_UPPERCASE)
 _IGNORE_QUOTES = (NormalizationStrategy.CASE_INSENSITIVE, NormalizationStrategy.CASE_INSENSITIVE_UPPERCASE)
 
 
-@dataclass(frozen=True, slots=True)
-class DialectRules:
-    """One dialect as the engine uses it."""
+def _keep(text: str) -> str:
+    return text
 
-    name: str  # as the user gave it, lower case ("" for the generic dialect)
-    sqlglot: Dialect
-    lateral_aliases: bool
-    strategy: NormalizationStrategy
-    case_sensitive_tables: bool  # BigQuery: dataset-qualified table names keep their case
+
+class DialectRules:
+    """One dialect as the engine uses it (built once per run; lookups are on the hot path)."""
+
+    __slots__ = ("name", "sqlglot", "lateral_aliases", "strategy", "case_sensitive_tables", "_unquoted", "_quoted")
+
+    def __init__(self, name: str, sqlglot: Dialect, lateral_aliases: bool, strategy: NormalizationStrategy,
+                 case_sensitive_tables: bool) -> None:
+        self.name = name  # as the user gave it, lower case ("" for the generic dialect)
+        self.sqlglot = sqlglot
+        self.lateral_aliases = lateral_aliases
+        self.strategy = strategy
+        self.case_sensitive_tables = case_sensitive_tables  # BigQuery: dataset-qualified tables keep their case
+        folds: Callable[[str], str] = str.upper if strategy in _UPPER else str.lower
+        self._unquoted = _keep if strategy is NormalizationStrategy.CASE_SENSITIVE else folds
+        self._quoted = folds if strategy in _IGNORE_QUOTES else _keep
 
     def fold(self, text: str, quoted: bool = False) -> str:
         """An identifier's text as the dialect resolves it."""
+        return self._quoted(text) if quoted else self._unquoted(text)
+
+    def needs_normalizing(self, tokens: list[Token]) -> bool:
+        """Whether a statement's identifier tokens are written in a case the dialect folds."""
         strategy = self.strategy
-        if strategy is NormalizationStrategy.CASE_SENSITIVE or (quoted and strategy not in _IGNORE_QUOTES):
-            return text
-        return text.upper() if strategy in _UPPER else text.lower()
+        if strategy is NormalizationStrategy.CASE_SENSITIVE:
+            return False
+        fold = str.upper if strategy in _UPPER else str.lower
+        ignore_quotes = strategy in _IGNORE_QUOTES
+        last = len(tokens) - 1
+        for i, tok in enumerate(tokens):
+            kind = tok.token_type
+            if (kind is TokenType.VAR or (ignore_quotes and kind is TokenType.IDENTIFIER)) and fold(tok.text) != tok.text:
+                if i < last and tokens[i + 1].token_type is TokenType.L_PAREN:
+                    continue  # a function name: case never matters to lineage
+                return True
+        return False
+
+    def folder(self) -> Callable[[str], str]:
+        """``fold`` for names written unquoted, as one fast function (for whole schemas)."""
+        return self._unquoted
 
     def ident(self, node: E.Expr | str | None) -> str:
         """The normalized name of an identifier node (or of an unquoted name)."""
+        if type(node) is E.Identifier:
+            return self._quoted(node.this) if node.args.get("quoted") else self._unquoted(node.this)
         if node is None:
             return ""
         if isinstance(node, str):
-            return self.fold(node)
-        if isinstance(node, E.Identifier):
-            return self.fold(node.this, bool(node.quoted))
-        return self.fold(node.name)
+            return self._unquoted(node)
+        return self._unquoted(node.name)
 
     def table(self, table: E.Table) -> str:
         """``catalog.db.name`` of a table reference, normalized."""
@@ -76,8 +116,32 @@ class DialectRules:
             parts.append(text if keep else self.ident(part))
         return ".".join(parts)
 
+    def unnamed(self, expr: E.Expr, position: int, anonymous: int) -> str:
+        """The name the dialect gives an unaliased expression (``SELECT a + b``, ``UPPER(x)``).
+
+        ``position`` counts every output column before this one, ``anonymous`` the unaliased ones.
+        """
+        style = UNNAMED.get(self.name, "_col")
+        if style == "postgres":
+            if isinstance(expr, (E.Cast, E.TryCast)) and isinstance(expr.this, E.Column):
+                return self.ident(expr.this.this)
+            if isinstance(expr, E.Anonymous):
+                return self.fold(str(expr.this))
+            if isinstance(expr, E.Func):
+                return expr.sql_name().lower()
+            return "?column?"
+        if style == "bigquery":
+            return f"f{anonymous}_"
+        if style == "hive":
+            return f"_c{position}"
+        if style == "text":
+            return expr.sql(dialect=self.sqlglot)
+        if style == "TEXT":
+            return expr.sql(dialect=self.sqlglot).upper()
+        return f"_col{position}"
+
     def key(self, name: str) -> str:
-        """A schema file's table or column name (written unquoted) as the dialect resolves it."""
+        """A schema file's table name (written unquoted) as the dialect resolves it."""
         if self.case_sensitive_tables and "." in name:
             return name
         return self.fold(name)

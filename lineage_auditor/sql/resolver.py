@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import sqlglot.expressions as E
-from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import OptimizeError
 from sqlglot.optimizer.scope import Scope, build_scope
 
 from lineage_auditor.errors import SqlError
 
+from lineage_auditor.sql.dialects import DialectRules
 from lineage_auditor.sql.schema import Catalog, Columns
 from lineage_auditor.sql.transforms import (
     AGGREGATE,
@@ -76,23 +76,6 @@ def merge_into(out: Deps, deps: Deps, mode: T = IDENT) -> None:
                 target.add(compose(mode, t))
 
 
-def ident_name(node: E.Expr | str | None) -> str:
-    """An identifier as SQL means it: unquoted names are case-insensitive (lower case)."""
-    if node is None:
-        return ""
-    if isinstance(node, str):
-        return node.lower()
-    if isinstance(node, E.Identifier):
-        return node.this if node.quoted else node.this.lower()
-    return node.name.lower()
-
-
-def table_name(table: E.Table) -> str:
-    """``catalog.db.name`` of a table reference, as written (normalized case)."""
-    parts = [ident_name(table.args.get(k)) for k in ("catalog", "db", "this")]
-    return ".".join(p for p in parts if p)
-
-
 @dataclass(slots=True)
 class ScopeLineage:
     """Resolved lineage of one scope's output columns."""
@@ -114,8 +97,8 @@ class ScopeLineage:
         if self._index is None:
             self._index = {}
             for i, n in enumerate(self.names):
-                self._index.setdefault(n.lower(), i)
-        return self._index.get(name.lower())
+                self._index.setdefault(n, i)
+        return self._index.get(name)
 
 
 class Source:
@@ -230,13 +213,13 @@ class ScopeSource(Source):
         return self.lineage.dataset
 
 
-def alias_columns(node: E.Expr | None) -> list[str]:
+def alias_columns(node: E.Expr | None, rules: DialectRules) -> list[str]:
     """Column names from an alias list: ``AS d(a, b)`` or ``WITH t(a, b) AS``."""
     if node is None:
         return []
     alias = node.args.get("alias")
     if isinstance(alias, E.TableAlias):
-        return [ident_name(c) for c in alias.columns]
+        return [rules.ident(c) for c in alias.columns]
     return []
 
 
@@ -299,10 +282,11 @@ class Context:
 class QueryResolver:
     """Resolves every scope of one query against a catalog, collecting warnings."""
 
-    def __init__(self, catalog: Catalog, warn: Warn, dialect: Dialect | str | None = None) -> None:
+    def __init__(self, catalog: Catalog, warn: Warn, rules: DialectRules) -> None:
         self.catalog = catalog
         self.warn = warn
-        self.dialect = dialect
+        self.rules = rules
+        self.dialect = rules.sqlglot
         self._memo: dict[int, ScopeLineage] = {}
         self._busy: set[int] = set()
         self._scopes: dict[int, Scope] = {}
@@ -392,7 +376,7 @@ class QueryResolver:
 
     def _resolve_values(self, expr: E.Expr) -> ScopeLineage:
         result = ScopeLineage()
-        names = alias_columns(expr)
+        names = alias_columns(expr, self.rules)
         width = len(expr.expressions[0].expressions) if isinstance(expr, E.Values) and expr.expressions else len(names)
         for i in range(width):
             result.add(names[i] if i < len(names) else f"_col{i}", {})
@@ -411,10 +395,10 @@ class QueryResolver:
         for arg in func.iter_expressions():
             if not isinstance(arg, (E.TableAlias, E.Identifier)):
                 self.walk(arg, TRANSFORM, ctx, deps)
-        names = alias_columns(expr)
+        names = alias_columns(expr, self.rules)
         if not names:
             alias = expr.args.get("alias")
-            names = [ident_name(alias.this)] if isinstance(alias, E.TableAlias) and alias.this else ["value"]
+            names = [self.rules.ident(alias.this)] if isinstance(alias, E.TableAlias) and alias.this else ["value"]
         for name in names:
             result.add(name, deps)
         return result
@@ -422,15 +406,15 @@ class QueryResolver:
     def _context(self, scope: Scope, parent: Context | None, order: list[str]) -> Context:
         sources: dict[str, Source] = {}
         if scope.is_udtf:
-            items = [(name.lower(), src) for name, src in scope.sources.items()]
+            items = [(self.rules.fold(name), src) for name, src in scope.sources.items()]
         else:
-            items = [(name.lower(), src) for name, (_, src) in scope.selected_sources.items()]
+            items = [(self._source_key(node, name), src) for name, (node, src) in scope.selected_sources.items()]
         for name, src in items:
             if isinstance(src, E.Table):
                 if not src.name:  # a table function such as read_csv(...): no column lineage
                     sources[name] = OpaqueSource()
                     continue
-                canonical = self.catalog.canonical(table_name(src))
+                canonical = self.catalog.canonical(self.rules.table(src))
                 if canonical not in self.tables:
                     self.tables.append(canonical)
                 sources[name] = TableSource(canonical, self.catalog.columns(canonical))
@@ -438,7 +422,7 @@ class QueryResolver:
                 sub_parent = parent if src.is_udtf else None
                 lineage = self.resolve(src, sub_parent)
                 node = src.expression.parent if not src.is_udtf else src.expression
-                sources[name] = ScopeSource(lineage, alias_columns(node))
+                sources[name] = ScopeSource(lineage, alias_columns(node, self.rules))
         return Context(sources, order, parent)
 
     # -- SELECT ------------------------------------------------------------------
@@ -451,27 +435,52 @@ class QueryResolver:
             if src is not None:
                 merge_into(result.dataset, src.dataset())
         self._joins(select, ctx, result.dataset)
+        anonymous = 0
         for proj in select.expressions:
             star = proj if isinstance(proj, E.Star) else proj.this if isinstance(proj, E.Column) and isinstance(proj.this, E.Star) else None
             if star is not None:
-                self._expand_star(star, proj.table if isinstance(proj, E.Column) else "", ctx, result)
+                qualifier = proj.args.get("table") if isinstance(proj, E.Column) else None
+                self._expand_star(star, self.rules.ident(qualifier), ctx, result)
                 continue
             deps: Deps = {}
             self.walk(proj, IDENT, ctx, deps)
-            name = proj.alias_or_name or f"_col{len(result.names)}"
-            result.add(name, deps, self._type_of(proj, ctx))
-            ctx.aliases.setdefault(name.lower() if not _quoted_alias(proj) else name, deps)
+            named = self._output_name(proj)
+            if named is None:
+                named = self.rules.unnamed(proj, len(result.names), anonymous)
+                anonymous += 1
+            result.add(named, deps, self._type_of(proj, ctx))
+            ctx.aliases.setdefault(named, deps)
         self._clauses(select, ctx, result)
         return result
 
-    @staticmethod
-    def _from_order(select: E.Select) -> list[str]:
+    def _output_name(self, proj: E.Expr) -> str | None:
+        """The name a projection's column gets; None for an unaliased expression."""
+        if isinstance(proj, E.Alias):
+            alias = proj.args.get("alias")
+            return self.rules.ident(alias) if isinstance(alias, E.Identifier) else self.rules.fold(proj.alias)
+        if isinstance(proj, E.Column):
+            return self.rules.ident(proj.this)
+        if isinstance(proj, E.Dot):  # struct.field
+            return self.rules.ident(proj.expression)
+        return None
+
+    def _from_order(self, select: E.Select) -> list[str]:
         order: list[str] = []
         from_ = select.args.get("from_") or select.args.get("from")
         nodes = ([from_.this] if from_ is not None else []) + [j.this for j in select.args.get("joins") or []]
         for node in nodes:
-            order.append(node.alias_or_name.lower())
+            order.append(self._source_key(node, node.alias_or_name))
         return order
+
+    def _source_key(self, node: E.Expr, name: str) -> str:
+        """A FROM item's name as the dialect resolves it: its alias, else its table name."""
+        alias = node.args.get("alias")
+        ident = alias.this if isinstance(alias, E.TableAlias) else alias
+        if isinstance(ident, E.Identifier):
+            return self.rules.ident(ident)
+        if isinstance(node, E.Table) and isinstance(node.this, E.Identifier):
+            return self.rules.ident(node.this)
+        return self.rules.fold(name)
 
     def _joins(self, select: E.Select, ctx: Context, out: Deps) -> None:
         for join in select.args.get("joins") or []:
@@ -479,7 +488,7 @@ class QueryResolver:
             if on is not None:
                 self.walk(on, IND_JOIN, ctx, out)
             for ident in join.args.get("using") or []:
-                name = ident_name(ident.this if isinstance(ident, E.Column) else ident)
+                name = self.rules.ident(ident.this if isinstance(ident, E.Column) else ident)
                 ctx.using[name] = None
                 for src in ctx.sources.values():
                     if src.has(name) is not False:
@@ -513,7 +522,7 @@ class QueryResolver:
                 merge_into(result.dataset, result.deps[pos], mode)
             return
         if isinstance(expr, E.Column) and not expr.table:
-            name = ident_name(expr.this)
+            name = self.rules.ident(expr.this)
             found = ctx.lookup("", name)
             if found in (None, _AMBIGUOUS) or isinstance(found, UnknownTable):
                 named = result.position(name)
@@ -523,8 +532,8 @@ class QueryResolver:
         self.walk(expr, mode, ctx, result.dataset)
 
     def _expand_star(self, star: E.Star, table: str, ctx: Context, result: ScopeLineage) -> None:
-        excluded = {ident_name(c.this if isinstance(c, E.Column) else c) for c in star.args.get("except_") or star.args.get("except") or []}
-        names = [table.lower()] if table else ctx.order
+        excluded = {self.rules.ident(c.this if isinstance(c, E.Column) else c) for c in star.args.get("except_") or star.args.get("except") or []}
+        names = [table] if table else ctx.order
         unresolved: list[str] = []
         joined = self._using_columns(ctx) if not table and ctx.using else {}
         for col, (deps, type_) in joined.items():  # one column per USING name, first
@@ -604,8 +613,8 @@ class QueryResolver:
             self.walk(arg, inner, ctx, out)
 
     def _column(self, node: E.Column, mode: T, ctx: Context, out: Deps) -> None:
-        name = ident_name(node.this)
-        table = ident_name(node.args.get("table"))
+        name = self.rules.ident(node.this)
+        table = self.rules.ident(node.args.get("table"))
         deps = ctx.lookup(table, name)
         if deps is _AMBIGUOUS:
             self.warn(f"cannot tell which table column {name!r} comes from (pass --schema or qualify it)", node)
@@ -660,8 +669,8 @@ class QueryResolver:
         if isinstance(expr, (E.Cast, E.TryCast)):
             return expr.to.sql(dialect=self.dialect)
         if isinstance(expr, E.Column):
-            table = ident_name(expr.args.get("table"))
-            name = ident_name(expr.this)
+            table = self.rules.ident(expr.args.get("table"))
+            name = self.rules.ident(expr.this)
             src = ctx.sources.get(table) if table else None
             if src is None and not table:
                 known = [s for s in ctx.sources.values() if s.has(name)]
@@ -673,11 +682,6 @@ class QueryResolver:
                 if pos is not None and pos < len(src.lineage.types):
                     return src.lineage.types[pos]
         return None
-
-
-def _quoted_alias(proj: E.Expr) -> bool:
-    alias = proj.args.get("alias") if isinstance(proj, E.Alias) else None
-    return bool(isinstance(alias, E.Identifier) and alias.quoted)
 
 
 def _is_masking(node: E.Expr) -> bool:

@@ -63,7 +63,7 @@ class ScriptAnalyzer:
     def __init__(self, *, dialect: str | None, schema: dict[str, Columns] | None, namespace: str) -> None:
         self.rules = dialect_rules(dialect)
         self.dialect = self.rules.sqlglot
-        self.catalog = Catalog(schema)
+        self.catalog = Catalog(schema, self.rules)
         self.namespace = namespace
         self.result = SqlLineageResult()
         self._written: dict[str, _Written] = {}
@@ -72,7 +72,7 @@ class ScriptAnalyzer:
 
     # -- public --------------------------------------------------------------------
     def add_sql(self, sql: str, *, file: str) -> None:
-        statements, errors = parse_statements(sql, dialect=self.dialect, file=file)
+        statements, errors = parse_statements(sql, rules=self.rules, file=file)
         self._text = sql
         self.result.errors.extend(errors)
         for parsed in statements:
@@ -89,7 +89,7 @@ class ScriptAnalyzer:
     # -- statements ----------------------------------------------------------------
     def _statement(self, parsed: ParsedStatement, file: str) -> None:
         try:
-            stmt = classify(parsed.expression)
+            stmt = classify(parsed.expression, self.rules)
         except (KeyError, AttributeError, TypeError) as exc:  # unusual trees sqlglot accepted
             self._warn(file, parsed.line, parsed.column, f"statement skipped: cannot analyse ({exc})")
             return
@@ -110,7 +110,7 @@ class ScriptAnalyzer:
             line, col = node_position(node) if node is not None else (0, 0)
             self._warn(file, line or parsed.line, col or parsed.column, message)
 
-        resolver = QueryResolver(self.catalog, warn, self.dialect)
+        resolver = QueryResolver(self.catalog, warn, self.rules)
         try:
             lineage = resolver.resolve_query(stmt.query)
         except SqlError as exc:  # this statement only: the others keep their lineage

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 import sqlglot
 import sqlglot.expressions as E
 from sqlglot.errors import ParseError, TokenError
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.tokens import Token, TokenType
 
 from lineage_auditor.model import Problem
+from lineage_auditor.sql.dialects import DialectRules
 
 
 @dataclass(slots=True)
@@ -60,9 +62,14 @@ def _parse_error(exc: ParseError, file: str, sql: str, fallback: int) -> Problem
     return Problem(f"syntax error: {message}", file=file, line=line, column=col)
 
 
-def parse_statements(sql: str, *, dialect: sqlglot.Dialect | str | None, file: str) -> tuple[list[ParsedStatement], list[Problem]]:
-    """Parse every statement of ``sql``; return the parsed ones and one error per bad one."""
-    d = sqlglot.Dialect.get_or_raise(dialect)
+def parse_statements(sql: str, *, rules: DialectRules, file: str) -> tuple[list[ParsedStatement], list[Problem]]:
+    """Parse every statement of ``sql``; return the parsed ones and one error per bad one.
+
+    Identifiers are normalized by the dialect's rules (sqlglot's ``normalize_identifiers``)
+    when any is written in a case the dialect folds, so CTEs, aliases and tables resolve as
+    the database would resolve them; statements written in the folded case skip that walk.
+    """
+    d = rules.sqlglot
     try:
         tokens = d.tokenize(sql)
     except TokenError as exc:
@@ -77,8 +84,11 @@ def parse_statements(sql: str, *, dialect: sqlglot.Dialect | str | None, file: s
             errors.append(_parse_error(exc, file, sql, first.start))
             continue
         line, col = _position(sql, first.start)
+        normalize = rules.needs_normalizing(chunk)
         for expression in expressions:
             if expression is not None:
+                if normalize:
+                    normalize_identifiers(expression, d)
                 parsed.append(ParsedStatement(expression, line, col, first.start, last.end + 1))
     return parsed, errors
 
@@ -110,6 +120,7 @@ def _parse_by_lines(sql: str, d: sqlglot.Dialect, file: str, exc: TokenError) ->
             continue
         for expression in expressions:
             if expression is not None:
+                normalize_identifiers(expression, d)
                 parsed.append(ParsedStatement(expression, line, col, start + lead, start + len(piece)))
     if not errors and not parsed:
         errors.append(Problem(f"syntax error: {exc}", file=file, line=1, column=1))
