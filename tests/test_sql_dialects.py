@@ -117,3 +117,41 @@ def test_unaliased_expressions_are_named_as_the_dialect_names_them(dialect, name
 def test_bigquery_counts_only_unaliased_columns():
     _, out = _one("SELECT id, id + 1, name AS n, LOWER(name) FROM ds.t", "bigquery")
     assert [f.name for f in out.fields] == ["id", "f0_", "n", "f1_"]
+
+
+# -- lateral column aliases ---------------------------------------------------------------------
+LATERAL = ["snowflake", "duckdb", "redshift", "databricks", "spark", "teradata", None]
+NOT_LATERAL = ["postgres", "trino", "tsql", "bigquery", "mysql", "ansi"]
+
+
+def _lower(out) -> dict[str, set[str]]:
+    return {name.lower(): {label.lower() for label in labels} for name, labels in fields_of(out).items()}
+
+
+LATERAL_SQL = [
+    ("SELECT CONCAT(a, b) AS p, CONCAT(p, c) AS q FROM t",
+     {"p": {"t.a:direct/transformation", "t.b:direct/transformation"},
+      "q": {"t.a:direct/transformation", "t.b:direct/transformation", "t.c:direct/transformation"}},
+     {"p": {"t.a:direct/transformation", "t.b:direct/transformation"},
+      "q": {"t.p:direct/transformation", "t.c:direct/transformation"}}),
+    ("SELECT amount * 2 AS doubled, doubled AS again FROM orders",
+     {"doubled": {"orders.amount:direct/transformation"}, "again": {"orders.amount:direct/transformation"}},
+     {"doubled": {"orders.amount:direct/transformation"}, "again": {"orders.doubled:direct/identity"}}),
+    ("SELECT UPPER(name) AS n, CASE WHEN n = 'X' THEN 1 ELSE 0 END AS is_x FROM users",
+     {"n": {"users.name:direct/transformation"}, "is_x": {"users.name:indirect/conditional"}},
+     {"n": {"users.name:direct/transformation"}, "is_x": {"users.n:indirect/conditional"}}),
+]
+
+
+@pytest.mark.parametrize("dialect", LATERAL + NOT_LATERAL)
+@pytest.mark.parametrize("sql, with_alias, without_alias", LATERAL_SQL)
+def test_lateral_column_aliases_follow_the_dialect(dialect, sql, with_alias, without_alias):
+    _, out = _one(sql, dialect)
+    assert _lower(out) == (with_alias if dialect in LATERAL else without_alias)
+
+
+@pytest.mark.parametrize("dialect", LATERAL + NOT_LATERAL)
+def test_a_column_of_the_table_wins_over_a_lateral_alias(dialect):
+    _, out = _one("SELECT CONCAT(a, b) AS p, CONCAT(p, c) AS q FROM t", dialect,
+                  schema={"t": {"a": "TEXT", "b": "TEXT", "c": "TEXT", "p": "TEXT"}})
+    assert _lower(out)["q"] == {"t.p:direct/transformation", "t.c:direct/transformation"}

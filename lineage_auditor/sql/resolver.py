@@ -449,7 +449,8 @@ class QueryResolver:
                 named = self.rules.unnamed(proj, len(result.names), anonymous)
                 anonymous += 1
             result.add(named, deps, self._type_of(proj, ctx))
-            ctx.aliases.setdefault(named, deps)
+            if self.rules.lateral_aliases:  # later projections may read this alias
+                ctx.aliases.setdefault(named, deps)
         self._clauses(select, ctx, result)
         return result
 
