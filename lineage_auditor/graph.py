@@ -117,10 +117,11 @@ class LineageGraph:
 
     @classmethod
     def from_sql_result(cls, result: SqlLineageResult, job_namespace: str = "sql") -> "LineageGraph":
-        """One job per statement, named ``<file>#<index>``, with the statement's SQL."""
+        """One job per statement, named ``<file>#<index>``, with the statement's SQL; the
+        statements of a stored procedure are one job named after it."""
         graph = cls()
         for stmt in result.statements:
-            job = JobRef(job_namespace, f"{stmt.file}#{stmt.index}")
+            job = JobRef(job_namespace, stmt.procedure or f"{stmt.file}#{stmt.index}")
             graph.add_job(job, sql=stmt.sql, statement_kind=stmt.kind, file=stmt.file, line=stmt.line)
             graph.add_io(job, stmt.inputs, [out.dataset for out in stmt.outputs])
             for lineage in stmt.outputs:

@@ -51,7 +51,8 @@ def test_json_output_has_the_documented_shape_and_valid_facets(run):
     doc = json.loads(res.output)
     assert set(doc) == {"statements", "end_to_end", "errors", "warnings"}
     first = doc["statements"][0]
-    assert set(first) == {"index", "file", "line", "kind", "inputs", "outputs"}
+    assert set(first) == {"index", "file", "line", "kind", "procedure", "inputs", "outputs"}
+    assert first["procedure"] is None
     assert (first["index"], first["line"], first["kind"]) == (0, 2, "CREATE_TABLE_AS")
     assert first["inputs"] == [{"namespace": "duckdb://shop", "name": "raw.orders"}]
     assert [s["kind"] for s in doc["statements"]] == ["CREATE_TABLE_AS", "CREATE_VIEW", "CREATE_TABLE_AS", "INSERT"]

@@ -31,6 +31,7 @@ def result_to_json(result: SqlLineageResult) -> dict[str, Any]:
                 "file": st.file,
                 "line": st.line,
                 "kind": st.kind,
+                "procedure": st.procedure,
                 "inputs": [ds.to_json() for ds in st.inputs],
                 "outputs": [dataset_json(out) for out in st.outputs],
             }
@@ -59,7 +60,7 @@ def render_text(result: SqlLineageResult) -> str:
     """A tree per output column: where each came from and how."""
     lines: list[str] = []
     for st in result.statements:
-        lines.append(f"{st.file}:{st.line}  [{st.index}] {st.kind}")
+        lines.append(f"{st.file}:{st.line}  [{st.index}] {st.kind}" + (f" in {st.procedure}" if st.procedure else ""))
         if st.inputs:
             lines.append("  reads " + ", ".join(ds.name for ds in st.inputs))
         for out in st.outputs:

@@ -72,9 +72,11 @@ class ScriptAnalyzer:
 
     # -- public --------------------------------------------------------------------
     def add_sql(self, sql: str, *, file: str) -> None:
-        statements, errors = parse_statements(sql, rules=self.rules, file=file)
+        statements, errors, warnings = parse_statements(sql, rules=self.rules, file=file)
         self._text = sql
         self.result.errors.extend(errors)
+        for problem in warnings:
+            self._warn(problem.file, problem.line, problem.column, problem.message)
         for parsed in statements:
             self._statement(parsed, file)
 
@@ -128,6 +130,7 @@ class ScriptAnalyzer:
                 kind=stmt.kind,
                 sql=self._text[parsed.start:parsed.end].strip(),
                 inputs=[DatasetRef(self.namespace, t) for t in resolver.tables],
+                procedure=parsed.procedure,
                 outputs=[self._dataset_lineage(target, _Written(names, deps, types), deps, dataset)],
             )
         )

@@ -7,6 +7,7 @@ the whole file, so errors point at the right line and column.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 
 import sqlglot
@@ -16,6 +17,7 @@ from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.tokens import Token, TokenType
 
 from lineage_auditor.model import Problem
+from lineage_auditor.sql.blocks import BlockReader, Segment
 from lineage_auditor.sql.dialects import DialectRules
 
 
@@ -26,12 +28,19 @@ class ParsedStatement:
     column: int
     start: int
     end: int
+    procedure: str | None = None  # the stored procedure or function whose body holds it
 
 
-def _position(sql: str, offset: int) -> tuple[int, int]:
-    line = sql.count("\n", 0, offset) + 1
-    column = offset - (sql.rfind("\n", 0, offset) + 1) + 1
-    return line, column
+class _Positions:
+    """Line and column of an offset, in O(log n): a script may have 10,000 statements."""
+
+    def __init__(self, sql: str) -> None:
+        self.newlines = [i for i, ch in enumerate(sql) if ch == "\n"] if "\n" in sql else []
+
+    def at(self, offset: int) -> tuple[int, int]:
+        line = bisect_left(self.newlines, offset)
+        begin = self.newlines[line - 1] + 1 if line else 0
+        return line + 1, offset - begin + 1
 
 
 def _chunks(tokens: list[Token]) -> list[list[Token]]:
@@ -49,7 +58,7 @@ def _chunks(tokens: list[Token]) -> list[list[Token]]:
     return chunks
 
 
-def _parse_error(exc: ParseError, file: str, sql: str, fallback: int) -> Problem:
+def _parse_error(exc: ParseError, file: str, positions: _Positions, fallback: int) -> Problem:
     info = exc.errors[0] if exc.errors else {}
     line = int(info.get("line") or 0)
     col = int(info.get("col") or 0)
@@ -57,40 +66,116 @@ def _parse_error(exc: ParseError, file: str, sql: str, fallback: int) -> Problem
     if line and col and highlight:
         col = max(1, col - len(highlight) + 1)
     if not line:
-        line, col = _position(sql, fallback)
+        line, col = positions.at(fallback)
     message = str(info.get("description") or exc).strip()
     return Problem(f"syntax error: {message}", file=file, line=line, column=col)
 
 
-def parse_statements(sql: str, *, rules: DialectRules, file: str) -> tuple[list[ParsedStatement], list[Problem]]:
-    """Parse every statement of ``sql``; return the parsed ones and one error per bad one.
+def parse_statements(
+    sql: str, *, rules: DialectRules, file: str, procedure: str | None = None, shift: int = 0
+) -> tuple[list[ParsedStatement], list[Problem], list[Problem]]:
+    """Parse every statement of ``sql``: the parsed ones, one error per bad one, and warnings.
 
+    Statements inside procedure bodies and scripting blocks are parsed on their own (see
+    ``blocks``); a control statement the parser rejects is a warning, not an error.
     Identifiers are normalized by the dialect's rules (sqlglot's ``normalize_identifiers``)
     when any is written in a case the dialect folds, so CTEs, aliases and tables resolve as
     the database would resolve them; statements written in the folded case skip that walk.
+    ``shift`` is added to offsets (a procedure body parsed from a string of the file).
     """
     d = rules.sqlglot
     try:
         tokens = d.tokenize(sql)
     except TokenError as exc:
-        return _parse_by_lines(sql, d, file, exc)
+        return (*_parse_by_lines(sql, d, file, exc), [])
+    positions = _Positions(sql)
     parsed: list[ParsedStatement] = []
     errors: list[Problem] = []
+    warnings: list[Problem] = []
+    reader = BlockReader(tsql=rules.name == "tsql", procedure=procedure)
     for chunk in _chunks(tokens):
-        first, last = chunk[0], chunk[-1]
-        try:
-            expressions = d.parser().parse(chunk, sql)
-        except ParseError as exc:
-            errors.append(_parse_error(exc, file, sql, first.start))
+        chunk = _expand_commands(chunk, sql, positions, d)
+        for segment in reader.segments(chunk):
+            if segment.body is not None:
+                _parse_body(sql, segment, positions, rules, file, shift, (parsed, errors, warnings))
+                continue
+            piece = segment.tokens
+            first, last = piece[0], piece[-1]
+            try:
+                expressions = d.parser().parse(piece, sql)
+            except ParseError as exc:
+                problem = _parse_error(exc, file, positions, first.start)
+                if segment.control:
+                    problem.message = problem.message.replace("syntax error:", "control statement not analysed:", 1)
+                    warnings.append(problem)
+                else:
+                    errors.append(problem)
+                continue
+            line, col = positions.at(first.start)
+            normalize = rules.needs_normalizing(piece)
+            for expression in expressions:
+                if expression is not None:
+                    if normalize:
+                        normalize_identifiers(expression, d)
+                    parsed.append(ParsedStatement(expression, line, col, first.start + shift, last.end + 1 + shift,
+                                                  segment.procedure))
+    return parsed, errors, warnings
+
+
+_BLOCK_COMMANDS = frozenset({"BEGIN", "GO", "END", "ELSE"})
+
+
+def _expand_commands(chunk: list[Token], sql: str, positions: _Positions, d: sqlglot.Dialect) -> list[Token]:
+    """Undo the tokenizer's command mode for block words: ``BEGIN INSERT ...`` in BigQuery and
+    ``GO SELECT ...`` in T-SQL come out as one command token and one string of the rest.
+
+    The rest is tokenized again where it stands in the file (padded, then shifted), so the
+    statement after the block word is parsed like any other.
+    """
+    k = 0
+    while k + 1 < len(chunk):
+        tok, rest = chunk[k], chunk[k + 1]
+        if tok.text.upper() not in _BLOCK_COMMANDS or rest.token_type is not TokenType.STRING or not rest.text:
+            k += 1
             continue
-        line, col = _position(sql, first.start)
-        normalize = rules.needs_normalizing(chunk)
-        for expression in expressions:
-            if expression is not None:
-                if normalize:
-                    normalize_identifiers(expression, d)
-                parsed.append(ParsedStatement(expression, line, col, first.start, last.end + 1))
-    return parsed, errors
+        begin = sql.rfind(rest.text, 0, rest.end + 1)
+        if begin <= tok.end or sql[begin - 1] in "'\"$":  # a real string literal, not command text
+            k += 1
+            continue
+        line, col = positions.at(begin)
+        padding = "\n" * (line - 1) + " " * (col - 1)
+        try:
+            again = d.tokenize(padding + rest.text)
+        except TokenError:
+            return chunk
+        delta = begin - len(padding)
+        for t in again:
+            t.start += delta
+            t.end += delta
+        chunk = chunk[:k + 1] + again + chunk[k + 2:]
+        k += 1
+    return chunk
+
+
+def _parse_body(sql: str, segment: Segment, positions: _Positions, rules: DialectRules, file: str, shift: int,
+                into: tuple[list[ParsedStatement], list[Problem], list[Problem]]) -> None:
+    """A body written as a string (``AS $$ ... $$``): parse it where it stands in the file.
+
+    The body is padded with the newlines and spaces before it, so every line and column the
+    parser reports is the file's.
+    """
+    tok = segment.body
+    assert tok is not None
+    raw = sql[tok.start:tok.end + 1]
+    inner = raw.find(tok.text) if tok.text else -1
+    begin = tok.start + (inner if inner >= 0 else 1)
+    line, col = positions.at(begin)
+    padding = "\n" * (line - 1) + " " * (col - 1)
+    parsed, errors, warnings = parse_statements(padding + tok.text, rules=rules, file=file,
+                                                procedure=segment.procedure, shift=shift + begin - len(padding))
+    into[0].extend(parsed)
+    into[1].extend(errors)
+    into[2].extend(warnings)
 
 
 def _parse_by_lines(sql: str, d: sqlglot.Dialect, file: str, exc: TokenError) -> tuple[list[ParsedStatement], list[Problem]]:
@@ -100,6 +185,7 @@ def _parse_by_lines(sql: str, d: sqlglot.Dialect, file: str, exc: TokenError) ->
     """
     parsed: list[ParsedStatement] = []
     errors: list[Problem] = []
+    positions = _Positions(sql)
     offset = 0
     for piece in sql.split(";"):
         start = offset
@@ -107,14 +193,14 @@ def _parse_by_lines(sql: str, d: sqlglot.Dialect, file: str, exc: TokenError) ->
         if not piece.strip():
             continue
         lead = len(piece) - len(piece.lstrip())
-        line, col = _position(sql, start + lead)
+        line, col = positions.at(start + lead)
         try:
             expressions = d.parse(piece)
         except TokenError as err:
             errors.append(Problem(f"syntax error: {err}", file=file, line=line, column=col))
             continue
         except ParseError as err:
-            problem = _parse_error(err, file, piece, lead)
+            problem = _parse_error(err, file, _Positions(piece), lead)
             problem.line += line - 1
             errors.append(problem)
             continue
