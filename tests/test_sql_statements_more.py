@@ -227,3 +227,22 @@ def test_unknown_table_columns_do_not_become_graph_nodes_but_tables_stay_upstrea
     assert {d.name for d in graph.upstream(r)} == {"a", "b"}
     assert graph.column_upstream(ColumnRef(r, "k"), direct_only=True) == []
     assert graph.column_upstream(ColumnRef(r, "v"), direct_only=True) == [ColumnRef(DatasetRef("default", "a"), "v")]
+
+
+# -- long scripts: one tree at a time, collector state restored -------------------------------
+def test_long_script_keeps_only_a_few_parsed_trees_alive_and_restores_the_collector():
+    import gc
+
+    import sqlglot.expressions as E
+
+    sql = "".join(f"CREATE TABLE t{i} AS SELECT id, x + {i} AS y FROM a WHERE x > {i};\n" for i in range(400))
+    gc.collect()
+    before = sum(1 for o in gc.get_objects() if isinstance(o, E.Select))
+    assert gc.isenabled()
+    result = analyze_sql(sql, schema=SHOP)
+    assert gc.isenabled()
+    alive = sum(1 for o in gc.get_objects() if isinstance(o, E.Select)) - before
+    assert len(result.statements) == 400 and not result.errors
+    assert alive <= 30, f"{alive} parsed SELECTs still alive after the run"
+    assert fields_of(result.statements[399].outputs[0]) == {"id": {"a.id:DIRECT/IDENTITY"},
+                                                            "y": {"a.x:DIRECT/TRANSFORMATION"}}

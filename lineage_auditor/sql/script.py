@@ -7,7 +7,9 @@ traced back to tables the script did not create, so ``end_to_end`` falls out dir
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,17 +70,20 @@ class ScriptAnalyzer:
         self.result = SqlLineageResult()
         self._written: dict[str, _Written] = {}
         self._seen_warnings: set[tuple[str, int, int, str]] = set()
+        self._refs: dict[tuple[str, str], ColumnRef] = {}
         self._text = ""
 
     # -- public --------------------------------------------------------------------
     def add_sql(self, sql: str, *, file: str) -> None:
-        statements, errors, warnings = parse_statements(sql, rules=self.rules, file=file)
         self._text = sql
-        self.result.errors.extend(errors)
+        warnings: list[Problem] = []
+        with young_collections() as collect:
+            for parsed in parse_statements(sql, rules=self.rules, file=file, errors=self.result.errors,
+                                           warnings=warnings):
+                self._statement(parsed, file)
+                collect()
         for problem in warnings:
             self._warn(problem.file, problem.line, problem.column, problem.message)
-        for parsed in statements:
-            self._statement(parsed, file)
 
     def finish(self) -> SqlLineageResult:
         self.result.end_to_end = [
@@ -205,16 +210,45 @@ class ScriptAnalyzer:
     def _dataset_lineage(self, name: str, w: _Written, deps: list[Deps], dataset: Deps) -> DatasetLineage:
         ns = self.namespace
         fields = [
-            OutputField(name=n, position=i + 1, inputs=_inputs(ns, d), type=w.types[i] if i < len(w.types) else None)
+            OutputField(name=n, position=i + 1, inputs=_inputs(ns, d, self._refs), type=w.types[i] if i < len(w.types) else None)
             for i, (n, d) in enumerate(zip(w.names, deps))
         ]
-        return DatasetLineage(DatasetRef(ns, name), fields, _inputs(ns, dataset))
+        return DatasetLineage(DatasetRef(ns, name), fields, _inputs(ns, dataset, self._refs))
 
     def _warn(self, file: str, line: int, column: int, message: str) -> None:
         key = (file, line, column, message)
         if key not in self._seen_warnings:
             self._seen_warnings.add(key)
             self.result.warnings.append(Problem(message, file=file, line=line, column=column))
+
+
+@contextmanager
+def young_collections(every: int = 25) -> Iterator[Callable[[], None]]:
+    """Collect only young objects while a script is analysed; never rescan what was kept.
+
+    Each statement leaves lineage objects that live until the end (thousands per statement)
+    and a parsed tree that is garbage once analysed (trees have parent links, so only the
+    cycle collector frees them). CPython's automatic collections keep rescanning the kept
+    objects as they pile up: CPU per statement grew with the script (6 ms at 121 statements,
+    17 ms at 10,844). Here automatic collection is paused and every ``every`` statements the
+    two young generations are collected, which frees the trees and moves what is kept to the
+    old generation once. The previous collector state is restored afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    count = 0
+
+    def collect() -> None:
+        nonlocal count
+        count += 1
+        if count % every == 0:
+            gc.collect(1)
+
+    try:
+        yield collect
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _combine_assignments(columns: list[str], lineage: ScopeLineage, known: Columns | None):
@@ -230,11 +264,15 @@ def _combine_assignments(columns: list[str], lineage: ScopeLineage, known: Colum
     return names, deps, [(known or {}).get(n) for n in names]
 
 
-def _inputs(namespace: str, deps: Deps) -> list[InputField]:
-    return [
-        InputField(ColumnRef(DatasetRef(namespace, table), col), [to_model(t) for t in sorted(ts)])
-        for (table, col), ts in sorted(deps.items())
-    ]
+def _inputs(namespace: str, deps: Deps, refs: dict[tuple[str, str], ColumnRef]) -> list[InputField]:
+    """Deps as model input fields; ``refs`` shares one (frozen) ColumnRef per column of a run."""
+    out = []
+    for key, ts in sorted(deps.items()):
+        ref = refs.get(key)
+        if ref is None:
+            ref = refs[key] = ColumnRef(DatasetRef(namespace, key[0]), key[1])
+        out.append(InputField(ref, [to_model(t) for t in sorted(ts)]))
+    return out
 
 
 def analyze_sql(

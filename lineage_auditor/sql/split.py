@@ -7,7 +7,9 @@ the whole file, so errors point at the right line and column.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import sqlglot
@@ -31,11 +33,14 @@ class ParsedStatement:
     procedure: str | None = None  # the stored procedure or function whose body holds it
 
 
+_NEWLINE = re.compile("\n")
+
+
 class _Positions:
     """Line and column of an offset, in O(log n): a script may have 10,000 statements."""
 
     def __init__(self, sql: str) -> None:
-        self.newlines = [i for i, ch in enumerate(sql) if ch == "\n"] if "\n" in sql else []
+        self.newlines = [m.start() for m in _NEWLINE.finditer(sql)]
 
     def at(self, offset: int) -> tuple[int, int]:
         line = bisect_left(self.newlines, offset)
@@ -43,19 +48,27 @@ class _Positions:
         return line + 1, offset - begin + 1
 
 
-def _chunks(tokens: list[Token]) -> list[list[Token]]:
-    chunks: list[list[Token]] = []
-    current: list[Token] = []
-    for tok in tokens:
-        if tok.token_type == TokenType.SEMICOLON:
-            if current:
-                chunks.append(current)
-            current = []
-        else:
-            current.append(tok)
-    if current:
-        chunks.append(current)
-    return chunks
+def _chunks(tokens: list[Token]) -> Iterator[list[Token]]:
+    """The tokens between top-level semicolons, one statement's worth at a time.
+
+    Tokens already handed out are dropped from ``tokens`` (in halves, so the cost stays
+    linear): a 20 MB script's tokens need not outlive the statements they were cut into.
+    """
+    start = 0
+    i = 0
+    semicolon = TokenType.SEMICOLON
+    while i < len(tokens):
+        if tokens[i].token_type is semicolon:
+            if i > start:
+                yield tokens[start:i]
+            start = i + 1
+            if start > 4096 and start > len(tokens) // 2:
+                del tokens[:start]
+                i -= start
+                start = 0
+        i += 1
+    if start < len(tokens):
+        yield tokens[start:]
 
 
 def _parse_error(exc: ParseError, file: str, positions: _Positions, fallback: int) -> Problem:
@@ -72,10 +85,13 @@ def _parse_error(exc: ParseError, file: str, positions: _Positions, fallback: in
 
 
 def parse_statements(
-    sql: str, *, rules: DialectRules, file: str, procedure: str | None = None, shift: int = 0
-) -> tuple[list[ParsedStatement], list[Problem], list[Problem]]:
-    """Parse every statement of ``sql``: the parsed ones, one error per bad one, and warnings.
+    sql: str, *, rules: DialectRules, file: str, errors: list[Problem], warnings: list[Problem],
+    procedure: str | None = None, shift: int = 0,
+) -> Iterator[ParsedStatement]:
+    """Parse the statements of ``sql`` one by one, as the caller asks for them.
 
+    One error per bad statement goes to ``errors``; warnings to ``warnings``. Yielding one
+    statement at a time keeps one parsed tree alive at a time, however long the script.
     Statements inside procedure bodies and scripting blocks are parsed on their own (see
     ``blocks``); a control statement the parser rejects is a warning, not an error.
     Identifiers are normalized by the dialect's rules (sqlglot's ``normalize_identifiers``)
@@ -87,17 +103,17 @@ def parse_statements(
     try:
         tokens = d.tokenize(sql)
     except TokenError as exc:
-        return (*_parse_by_lines(sql, d, file, exc), [])
+        fallback, problems = _parse_by_lines(sql, d, file, exc)
+        errors.extend(problems)
+        yield from fallback
+        return
     positions = _Positions(sql)
-    parsed: list[ParsedStatement] = []
-    errors: list[Problem] = []
-    warnings: list[Problem] = []
     reader = BlockReader(tsql=rules.name == "tsql", procedure=procedure)
     for chunk in _chunks(tokens):
         chunk = _expand_commands(chunk, sql, positions, d)
         for segment in reader.segments(chunk):
             if segment.body is not None:
-                _parse_body(sql, segment, positions, rules, file, shift, (parsed, errors, warnings))
+                yield from _parse_body(sql, segment, positions, rules, file, shift, errors, warnings)
                 continue
             piece = segment.tokens
             first, last = piece[0], piece[-1]
@@ -117,9 +133,8 @@ def parse_statements(
                 if expression is not None:
                     if normalize:
                         normalize_identifiers(expression, d)
-                    parsed.append(ParsedStatement(expression, line, col, first.start + shift, last.end + 1 + shift,
-                                                  segment.procedure))
-    return parsed, errors, warnings
+                    yield ParsedStatement(expression, line, col, first.start + shift, last.end + 1 + shift,
+                                          segment.procedure)
 
 
 _BLOCK_COMMANDS = frozenset({"BEGIN", "GO", "END", "ELSE"})
@@ -158,7 +173,7 @@ def _expand_commands(chunk: list[Token], sql: str, positions: _Positions, d: sql
 
 
 def _parse_body(sql: str, segment: Segment, positions: _Positions, rules: DialectRules, file: str, shift: int,
-                into: tuple[list[ParsedStatement], list[Problem], list[Problem]]) -> None:
+                errors: list[Problem], warnings: list[Problem]) -> Iterator[ParsedStatement]:
     """A body written as a string (``AS $$ ... $$``): parse it where it stands in the file.
 
     The body is padded with the newlines and spaces before it, so every line and column the
@@ -171,11 +186,8 @@ def _parse_body(sql: str, segment: Segment, positions: _Positions, rules: Dialec
     begin = tok.start + (inner if inner >= 0 else 1)
     line, col = positions.at(begin)
     padding = "\n" * (line - 1) + " " * (col - 1)
-    parsed, errors, warnings = parse_statements(padding + tok.text, rules=rules, file=file,
-                                                procedure=segment.procedure, shift=shift + begin - len(padding))
-    into[0].extend(parsed)
-    into[1].extend(errors)
-    into[2].extend(warnings)
+    yield from parse_statements(padding + tok.text, rules=rules, file=file, errors=errors, warnings=warnings,
+                                procedure=segment.procedure, shift=shift + begin - len(padding))
 
 
 def _parse_by_lines(sql: str, d: sqlglot.Dialect, file: str, exc: TokenError) -> tuple[list[ParsedStatement], list[Problem]]:
