@@ -463,6 +463,8 @@ class QueryResolver:
             return self.rules.ident(proj.this)
         if isinstance(proj, E.Dot):  # struct.field
             return self.rules.ident(proj.expression)
+        if isinstance(proj, E.Paren):  # SELECT (x), SELECT DISTINCT(x): named x
+            return self._output_name(proj.this)
         return None
 
     def _from_order(self, select: E.Select) -> list[str]:
