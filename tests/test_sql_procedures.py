@@ -189,3 +189,24 @@ def test_a_broken_dml_statement_in_a_body_is_still_an_error_and_its_neighbours_s
     assert [e.line for e in result.errors] == [4]
     assert [st.outputs[0].dataset.name for st in result.statements] == ["ds.a", "ds.c"]
     assert all(st.procedure == "ds.p" for st in result.statements)
+
+
+@pytest.mark.parametrize(
+    "dialect, routine",
+    [
+        ("bigquery", "CREATE TEMP FUNCTION ds.plus(x INT64) AS (x + 1);"),
+        ("bigquery", 'CREATE FUNCTION ds.js(x STRING) RETURNS STRING LANGUAGE js AS r"""return x.trim(); // ;""";'),
+        ("snowflake", "CREATE FUNCTION area(r FLOAT) RETURNS FLOAT AS 'pi() * r * r';"),
+        ("postgres", "CREATE FUNCTION add1(x int) RETURNS int AS $$ SELECT x + 1 $$ LANGUAGE sql;"),
+        ("snowflake", "CREATE FUNCTION py(x INT) RETURNS INT LANGUAGE PYTHON RUNTIME_VERSION = '3.11' "
+                      "HANDLER = 'f' AS $$\ndef f(x):\n    return x; # ;\n$$;"),
+    ],
+)
+def test_functions_end_where_they_end_and_foreign_bodies_are_not_parsed(dialect, routine):
+    sql = routine + "\nCREATE TABLE ds_after AS SELECT a FROM src;\n"
+    result = analyze_sql(sql, dialect=dialect)
+    assert not result.errors, [str(e) for e in result.errors]
+    last = result.statements[-1]
+    assert (last.kind, last.procedure, last.line) == ("CREATE_TABLE_AS", None, routine.count("\n") + 2)
+    assert {k.lower(): {x.lower() for x in v} for k, v in fields_of(last.outputs[0]).items()} == {
+        "a": {"src.a:direct/identity"}}

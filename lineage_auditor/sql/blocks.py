@@ -49,6 +49,14 @@ class Segment:
     body: Token | None = None  # a string token holding the procedure's body (``AS $$ ... $$``)
 
 
+def _sql_language(chunk: list[Token]) -> bool:
+    """Whether a routine's ``LANGUAGE`` (when given) is SQL or a SQL dialect's procedural one."""
+    for k, tok in enumerate(chunk[:-1]):
+        if _word(tok) == "LANGUAGE":
+            return chunk[k + 1].text.upper() in ("SQL", "PLPGSQL", "PLSQL", "TSQL")
+    return True
+
+
 def _word(tok: Token) -> str:
     return "" if tok.token_type in _NOT_WORDS else tok.text.upper()
 
@@ -62,8 +70,15 @@ class BlockReader:
         self.depth = 0  # BEGIN ... END nesting inside that routine
         self.declaring = False  # Oracle IS/AS ... BEGIN: declarations, not statements
         self.inherited = procedure is not None  # a body read from a string: it is all procedure
+        self.single = False  # the routine ends with the current piece
 
     def segments(self, chunk: list[Token]) -> Iterator[Segment]:
+        yield from self._segments(chunk)
+        if self.single:
+            self.single = False
+            self._end_routine()
+
+    def _segments(self, chunk: list[Token]) -> Iterator[Segment]:
         i = 0
         n = len(chunk)
         while i < n:
@@ -72,7 +87,7 @@ class BlockReader:
                 i, body = self._header(chunk, i)
                 if body is not None:
                     yield Segment([], self.procedure, body=body)
-                    self.procedure = None if not self.inherited else self.procedure
+                    self._end_routine()
                     return
                 continue
             if word == "GO":  # T-SQL batch separator: ends a procedure without BEGIN ... END
@@ -159,13 +174,28 @@ class BlockReader:
                 if word in ("AS", "IS") and _word(chunk[i - 1]) != "EXECUTE":  # not EXECUTE AS CALLER
                     j = i + 1
                     if j < n and chunk[j].token_type in _STRINGS:
+                        if not _sql_language(chunk):  # a JavaScript or Python body: not ours to read
+                            self._end_routine()
+                            return n, None
                         return n, chunk[j]
                     if j < n and _word(chunk[j]) == "BEGIN":
                         return j, None
-                    self.declaring = not self.tsql
+                    if self.tsql:
+                        return j, None  # T-SQL: the body runs to GO
+                    if j < n and (chunk[j].token_type is TokenType.L_PAREN or _word(chunk[j]) in ("SELECT", "WITH")):
+                        self.single = True  # a SQL function of one expression or query: this piece only
+                        return j, None
+                    self.declaring = True  # Oracle: declarations up to BEGIN
                     return j, None
             i += 1
+        self._end_routine()
         return n, None
+
+    def _end_routine(self) -> None:
+        if not self.inherited:
+            self.procedure = None
+        self.depth = 0
+        self.declaring = False
 
     def _close(self) -> None:
         if self.depth > 0:
