@@ -246,3 +246,13 @@ def test_long_script_keeps_only_a_few_parsed_trees_alive_and_restores_the_collec
     assert alive <= 30, f"{alive} parsed SELECTs still alive after the run"
     assert fields_of(result.statements[399].outputs[0]) == {"id": {"a.id:DIRECT/IDENTITY"},
                                                             "y": {"a.x:DIRECT/TRANSFORMATION"}}
+
+
+def test_a_write_sqlglot_reads_only_as_a_command_is_a_warning_not_silence(capfd):
+    sql = ("CREATE TABLE t AS SELECT a FROM s;\nGRANT SELECT ON t TO bob;\n"
+           "CREATE TABLE t2 (a INT) WITH SYSTEM VERSIONING FOO BAR;\nCREATE TABLE t3 AS SELECT a FROM t;\n")
+    result = analyze_sql(sql, dialect="postgres", file="etl.sql")
+    assert [str(w) for w in result.warnings] == [
+        "etl.sql:3:1: statement not analysed: its syntax is not supported in this dialect (read only as a command)"]
+    assert [o.dataset.name for st in result.statements for o in st.outputs] == ["t", "t3"]
+    assert "Falling back" not in capfd.readouterr().err

@@ -7,6 +7,7 @@ the whole file, so errors point at the right line and column.
 
 from __future__ import annotations
 
+import logging
 import re
 from bisect import bisect_left
 from collections.abc import Iterator
@@ -117,6 +118,7 @@ def parse_statements(
                 continue
             piece = segment.tokens
             first, last = piece[0], piece[-1]
+            _SQLGLOT_LOG.addFilter(_FALLBACK_FILTER)
             try:
                 expressions = d.parser().parse(piece, sql)
             except ParseError as exc:
@@ -127,9 +129,16 @@ def parse_statements(
                 else:
                     errors.append(problem)
                 continue
+            finally:
+                _SQLGLOT_LOG.removeFilter(_FALLBACK_FILTER)
             line, col = positions.at(first.start)
             normalize = rules.needs_normalizing(piece)
             for expression in expressions:
+                if isinstance(expression, E.Command) and not segment.control:
+                    if first.text.upper() in _LINEAGE_WORDS:  # lineage would be lost silently
+                        warnings.append(Problem("statement not analysed: its syntax is not supported in this "
+                                                "dialect (read only as a command)", file=file, line=line, column=col))
+                    continue
                 if expression is not None:
                     if normalize:
                         normalize_identifiers(expression, d)
@@ -138,6 +147,20 @@ def parse_statements(
 
 
 _BLOCK_COMMANDS = frozenset({"BEGIN", "GO", "END", "ELSE"})
+_LINEAGE_WORDS = frozenset({"INSERT", "UPDATE", "MERGE", "CREATE", "SELECT", "WITH", "REPLACE"})
+
+
+class _CommandFallbackFilter(logging.Filter):
+    """sqlglot logs each statement it can only read as a command; we report those ourselves
+    (with file and line, and only where lineage is lost), so its line on stderr is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Falling back to parsing as a" not in record.getMessage()
+
+
+
+_SQLGLOT_LOG = logging.getLogger("sqlglot")
+_FALLBACK_FILTER = _CommandFallbackFilter()
 
 
 def _expand_commands(chunk: list[Token], sql: str, positions: _Positions, d: sqlglot.Dialect) -> list[Token]:
