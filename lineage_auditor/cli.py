@@ -22,7 +22,7 @@ EXIT_FINDINGS = 1
 EXIT_INPUT = 2
 
 DIALECTS = ("ansi", "postgres", "duckdb", "bigquery", "snowflake", "spark", "databricks", "hive",
-            "mysql", "tsql", "trino", "presto", "redshift", "sqlite", "oracle", "clickhouse")
+            "mysql", "tsql", "trino", "presto", "redshift", "sqlite", "oracle", "clickhouse", "teradata")
 
 
 class AuditGroup(click.Group):

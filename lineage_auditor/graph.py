@@ -89,10 +89,11 @@ class LineageGraph:
 
     @classmethod
     def from_sql_result(cls, result: SqlLineageResult, job_namespace: str = "sql") -> "LineageGraph":
-        """One job per statement, named ``<file>#<index>``, with the statement's SQL."""
+        """One job per statement, named ``<file>#<index>``, with the statement's SQL; the
+        statements of a stored procedure are one job named after it."""
         graph = cls()
         for stmt in result.statements:
-            job = JobRef(job_namespace, f"{stmt.file}#{stmt.index}")
+            job = JobRef(job_namespace, stmt.procedure or f"{stmt.file}#{stmt.index}")
             graph.add_job(job, sql=stmt.sql, statement_kind=stmt.kind, file=stmt.file, line=stmt.line)
             graph.add_io(job, stmt.inputs, [out.dataset for out in stmt.outputs])
             for lineage in stmt.outputs:
@@ -167,8 +168,8 @@ class LineageGraph:
         name (possible in a bare SELECT) become one column node with both lineages.
         """
         out_ds = lineage.dataset
-        sources = {i.column.dataset for f in lineage.fields for i in f.inputs}
-        sources.update(i.column.dataset for i in lineage.dataset_inputs)
+        sources = {i.column.dataset for f in lineage.fields for i in f.inputs if i.column.dataset.name}
+        sources.update(i.column.dataset for i in lineage.dataset_inputs if i.column.dataset.name)
         self.add_io(job, sorted(sources), [out_ds])
         made = self._job_edges.setdefault(job, set())
         targets = []
@@ -366,7 +367,13 @@ class LineageGraph:
     def _add_column_edge(
         self, source: ColumnRef, target: ColumnRef, job: JobRef, transformations: Iterable[Transformation], made: set
     ) -> None:
-        """One (source, target, job) edge; a repeat merges its transformations."""
+        """One (source, target, job) edge; a repeat merges its transformations.
+
+        A column whose table is unknown (SQL without a schema) has no node to hang from: the
+        job's table-level inputs already say which tables it may come from.
+        """
+        if not source.dataset.name:
+            return
         if source not in self._g:
             self.add_column(source)
         keyed = self._g.succ[source].get(target)

@@ -268,6 +268,7 @@ class StatementLineage:
     sql: str
     inputs: list[DatasetRef] = field(default_factory=list)
     outputs: list[DatasetLineage] = field(default_factory=list)
+    procedure: str | None = None  # the stored procedure whose body holds the statement (its job)
 
 
 @dataclass(slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -50,7 +51,8 @@ def test_json_output_has_the_documented_shape_and_valid_facets(run):
     doc = json.loads(res.output)
     assert set(doc) == {"statements", "end_to_end", "errors", "warnings"}
     first = doc["statements"][0]
-    assert set(first) == {"index", "file", "line", "kind", "inputs", "outputs"}
+    assert set(first) == {"index", "file", "line", "kind", "procedure", "inputs", "outputs"}
+    assert first["procedure"] is None
     assert (first["index"], first["line"], first["kind"]) == (0, 2, "CREATE_TABLE_AS")
     assert first["inputs"] == [{"namespace": "duckdb://shop", "name": "raw.orders"}]
     assert [s["kind"] for s in doc["statements"]] == ["CREATE_TABLE_AS", "CREATE_VIEW", "CREATE_TABLE_AS", "INSERT"]
@@ -140,3 +142,49 @@ def test_many_files_are_one_script_with_a_progress_display(run, tmp_path):
     last = next(o for o in doc["end_to_end"] if o["name"] == "t24")
     email = last["facets"]["columnLineage"]["fields"]["email"]["inputFields"]
     assert [(f["name"], f["field"]) for f in email] == [("raw.users", "email")]
+
+
+def _help_dialects() -> list[str]:
+    """The dialect choices exactly as ``lineage-audit sql --help`` offers them."""
+    out = subprocess.run([sys.executable, "-m", "lineage_auditor.cli", "sql", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    match = re.search(r"--dialect \[([^\]]+)\]", " ".join(out.split()))
+    assert match, out
+    return match.group(1).replace(" ", "").split("|")
+
+
+HELP_DIALECTS = _help_dialects()
+
+
+def test_help_offers_ansi_and_the_common_dialects():
+    assert {"ansi", "postgres", "snowflake", "bigquery", "tsql", "duckdb", "mysql"} <= set(HELP_DIALECTS)
+
+
+@pytest.mark.parametrize("dialect", HELP_DIALECTS)
+def test_every_dialect_offered_by_help_analyses_a_small_script(run, tmp_path, dialect):
+    script = tmp_path / "etl.sql"
+    script.write_text(
+        "CREATE TABLE stage_users AS SELECT id, UPPER(name) AS name FROM users WHERE id > 0;\n"
+        "INSERT INTO report (user_id, n) SELECT s.id, COUNT(*) FROM stage_users s GROUP BY s.id;\n"
+    )
+    res = run("sql", str(script), "-d", dialect, "--format", "json")
+    assert res.exit_code == 0, (dialect, res.output)
+    assert "Traceback" not in res.output
+    doc = json.loads(res.stdout)
+    fold = str.upper if dialect in ("snowflake", "oracle") else str.lower
+    first, second = (s["outputs"][0] for s in doc["statements"])
+    assert first["name"] == fold("stage_users")
+    fields = first["facets"]["columnLineage"]["fields"]
+    assert {name: [(f["name"], f["field"], f["transformations"][0]["subtype"]) for f in v["inputFields"]]
+            for name, v in fields.items()} == {
+        fold("id"): [(fold("users"), fold("id"), "IDENTITY")],
+        fold("name"): [(fold("users"), fold("name"), "TRANSFORMATION")],
+    }
+    assert first["facets"]["columnLineage"]["dataset"] == [
+        {"namespace": "default", "name": fold("users"), "field": fold("id"),
+         "transformations": [{"type": "INDIRECT", "subtype": "FILTER", "masking": False}]}
+    ]
+    report = next(o for o in doc["end_to_end"] if o["name"] == fold("report"))
+    user_id = report["facets"]["columnLineage"]["fields"][fold("user_id")]["inputFields"]
+    assert [(f["name"], f["field"]) for f in user_id] == [(fold("users"), fold("id"))]
+    assert report["facets"]["columnLineage"]["fields"][fold("n")]["inputFields"] == []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from lineage_auditor.facets import column_lineage_facet, schema_facet
-from lineage_auditor.model import DatasetLineage, SqlLineageResult
+from lineage_auditor.model import DatasetLineage, InputField, SqlLineageResult
 
 
 def dataset_json(lineage: DatasetLineage) -> dict[str, Any]:
@@ -31,6 +31,7 @@ def result_to_json(result: SqlLineageResult) -> dict[str, Any]:
                 "file": st.file,
                 "line": st.line,
                 "kind": st.kind,
+                "procedure": st.procedure,
                 "inputs": [ds.to_json() for ds in st.inputs],
                 "outputs": [dataset_json(out) for out in st.outputs],
             }
@@ -50,11 +51,18 @@ def _describe(transformations) -> str:
     return ", ".join(parts)
 
 
+def _column(item: InputField) -> str:
+    table = item.column.dataset.name or "(table unknown)"
+    return f"{table}.{item.column.field}"
+
+
 def render_text(result: SqlLineageResult) -> str:
     """A tree per output column: where each came from and how."""
     lines: list[str] = []
     for st in result.statements:
-        lines.append(f"{st.file}:{st.line}  [{st.index}] {st.kind}")
+        lines.append(f"{st.file}:{st.line}  [{st.index}] {st.kind}" + (f" in {st.procedure}" if st.procedure else ""))
+        if st.inputs:
+            lines.append("  reads " + ", ".join(ds.name for ds in st.inputs))
         for out in st.outputs:
             lines.append(f"  {out.dataset.name}")
             for field in out.fields:
@@ -62,11 +70,11 @@ def render_text(result: SqlLineageResult) -> str:
                 if not field.inputs:
                     lines.append("      (no input columns)")
                 for item in field.inputs:
-                    lines.append(f"      <- {item.column.dataset.name}.{item.column.field}  {_describe(item.transformations)}")
+                    lines.append(f"      <- {_column(item)}  {_describe(item.transformations)}")
             if out.dataset_inputs:
                 lines.append("    (whole dataset)")
                 for item in out.dataset_inputs:
-                    lines.append(f"      <- {item.column.dataset.name}.{item.column.field}  {_describe(item.transformations)}")
+                    lines.append(f"      <- {_column(item)}  {_describe(item.transformations)}")
         lines.append("")
     for problem in result.warnings:
         lines.append(f"warning: {problem}")

@@ -17,8 +17,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import sqlglot.expressions as E
+from sqlglot.errors import OptimizeError
 from sqlglot.optimizer.scope import Scope, build_scope
 
+from lineage_auditor.errors import SqlError
+
+from lineage_auditor.sql.dialects import DialectRules
 from lineage_auditor.sql.schema import Catalog, Columns
 from lineage_auditor.sql.transforms import (
     AGGREGATE,
@@ -41,6 +45,21 @@ Deps = dict[Key, set[T]]
 Warn = Callable[[str, E.Expr | None], None]
 
 _AMBIGUOUS: Deps = {}
+UNKNOWN_TABLE = ""  # the table of a column that could come from several tables without schema
+
+
+class UnknownTable(dict):
+    """Deps of a column whose table is unknown (``SELECT k FROM a JOIN b`` without a schema).
+
+    The column is still an input, keyed ``("", name)``; the type marks it so the place that
+    reads it can warn.
+    """
+
+    __slots__ = ()
+
+
+def unknown_table(name: str) -> Deps:
+    return UnknownTable({(UNKNOWN_TABLE, name): {IDENT}})
 _SELECTIVE = (E.Coalesce, E.Paren, E.Alias)
 
 
@@ -55,23 +74,6 @@ def merge_into(out: Deps, deps: Deps, mode: T = IDENT) -> None:
         else:
             for t in ts:
                 target.add(compose(mode, t))
-
-
-def ident_name(node: E.Expr | str | None) -> str:
-    """An identifier as SQL means it: unquoted names are case-insensitive (lower case)."""
-    if node is None:
-        return ""
-    if isinstance(node, str):
-        return node.lower()
-    if isinstance(node, E.Identifier):
-        return node.this if node.quoted else node.this.lower()
-    return node.name.lower()
-
-
-def table_name(table: E.Table) -> str:
-    """``catalog.db.name`` of a table reference, as written (normalized case)."""
-    parts = [ident_name(table.args.get(k)) for k in ("catalog", "db", "this")]
-    return ".".join(p for p in parts if p)
 
 
 @dataclass(slots=True)
@@ -95,8 +97,8 @@ class ScopeLineage:
         if self._index is None:
             self._index = {}
             for i, n in enumerate(self.names):
-                self._index.setdefault(n.lower(), i)
-        return self._index.get(name.lower())
+                self._index.setdefault(n, i)
+        return self._index.get(name)
 
 
 class Source:
@@ -158,6 +160,21 @@ class OpaqueSource(Source):
         return None
 
 
+class OpenSource(Source):
+    """``*`` over several tables without schema: any column may exist, its table is unknown."""
+
+    __slots__ = ()
+
+    def has(self, name: str) -> bool | None:
+        return None
+
+    def column(self, name: str) -> Deps | None:
+        return unknown_table(name)
+
+    def all_columns(self) -> list[tuple[str, Deps, str | None]] | None:
+        return None
+
+
 class ScopeSource(Source):
     __slots__ = ("lineage", "renames")
 
@@ -196,13 +213,13 @@ class ScopeSource(Source):
         return self.lineage.dataset
 
 
-def alias_columns(node: E.Expr | None) -> list[str]:
+def alias_columns(node: E.Expr | None, rules: DialectRules) -> list[str]:
     """Column names from an alias list: ``AS d(a, b)`` or ``WITH t(a, b) AS``."""
     if node is None:
         return []
     alias = node.args.get("alias")
     if isinstance(alias, E.TableAlias):
-        return [ident_name(c) for c in alias.columns]
+        return [rules.ident(c) for c in alias.columns]
     return []
 
 
@@ -216,7 +233,7 @@ class Context:
         self.order = order
         self.aliases: dict[str, Deps] = {}
         self.parent = parent
-        self.using: set[str] = set()
+        self.using: dict[str, None] = {}  # USING (...) columns, in order
         self.cache: dict[tuple[str, str], Deps | None] = {}
 
     def lookup(self, table: str, name: str) -> Deps | None:
@@ -235,12 +252,17 @@ class Context:
             if src is not None:
                 return src.column(name)
             struct = self._lookup_local("", table)  # BigQuery struct access: col.field
-            if struct:
+            if struct and not isinstance(struct, UnknownTable):
                 return {k: {compose(TRANSFORM, t) for t in ts} for k, ts in struct.items()}
             return None
         known = [s for s in self.sources.values() if s.has(name)]
-        if len(known) == 1 or (known and name in self.using):
+        if len(known) == 1:
             return known[0].column(name)
+        if known and name in self.using:  # the joined column: either side's value
+            merged: Deps = {}
+            for src in known:
+                merge_into(merged, src.column(name) or {})
+            return merged
         if len(known) > 1:
             return _AMBIGUOUS
         alias = self.aliases.get(name)
@@ -249,16 +271,22 @@ class Context:
         unknown = [s for s in self.sources.values() if s.has(name) is None]
         if len(unknown) == 1:
             return unknown[0].column(name)
-        return _AMBIGUOUS if unknown else None
+        if unknown and name in self.using:
+            joined: Deps = {}
+            for src in unknown:
+                merge_into(joined, src.column(name) or {})
+            return joined
+        return unknown_table(name) if unknown else None
 
 
 class QueryResolver:
     """Resolves every scope of one query against a catalog, collecting warnings."""
 
-    def __init__(self, catalog: Catalog, warn: Warn, dialect: str | None = None) -> None:
+    def __init__(self, catalog: Catalog, warn: Warn, rules: DialectRules) -> None:
         self.catalog = catalog
         self.warn = warn
-        self.dialect = dialect
+        self.rules = rules
+        self.dialect = rules.sqlglot
         self._memo: dict[int, ScopeLineage] = {}
         self._busy: set[int] = set()
         self._scopes: dict[int, Scope] = {}
@@ -266,8 +294,23 @@ class QueryResolver:
 
     # -- entry point -------------------------------------------------------------
     def resolve_query(self, query: E.Expr) -> ScopeLineage:
+        """The lineage of ``query``; a FROM clause naming two tables alike is a SqlError."""
         if isinstance(query, E.Values):
             return self._resolve_values(query)
+        try:
+            return self._resolve_root(query)
+        except OptimizeError as exc:
+            if not _name_derived_tables(query):
+                raise _duplicate_alias(exc, query) from None
+        self._memo.clear()
+        self._scopes.clear()
+        self.tables.clear()
+        try:
+            return self._resolve_root(query)
+        except OptimizeError as exc:
+            raise _duplicate_alias(exc, query) from None
+
+    def _resolve_root(self, query: E.Expr) -> ScopeLineage:
         root = build_scope(query)
         if root is None:
             self.warn("could not analyse this query", query)
@@ -333,7 +376,7 @@ class QueryResolver:
 
     def _resolve_values(self, expr: E.Expr) -> ScopeLineage:
         result = ScopeLineage()
-        names = alias_columns(expr)
+        names = alias_columns(expr, self.rules)
         width = len(expr.expressions[0].expressions) if isinstance(expr, E.Values) and expr.expressions else len(names)
         for i in range(width):
             result.add(names[i] if i < len(names) else f"_col{i}", {})
@@ -352,10 +395,10 @@ class QueryResolver:
         for arg in func.iter_expressions():
             if not isinstance(arg, (E.TableAlias, E.Identifier)):
                 self.walk(arg, TRANSFORM, ctx, deps)
-        names = alias_columns(expr)
+        names = alias_columns(expr, self.rules)
         if not names:
             alias = expr.args.get("alias")
-            names = [ident_name(alias.this)] if isinstance(alias, E.TableAlias) and alias.this else ["value"]
+            names = [self.rules.ident(alias.this)] if isinstance(alias, E.TableAlias) and alias.this else ["value"]
         for name in names:
             result.add(name, deps)
         return result
@@ -363,15 +406,15 @@ class QueryResolver:
     def _context(self, scope: Scope, parent: Context | None, order: list[str]) -> Context:
         sources: dict[str, Source] = {}
         if scope.is_udtf:
-            items = [(name.lower(), src) for name, src in scope.sources.items()]
+            items = [(self.rules.fold(name), src) for name, src in scope.sources.items()]
         else:
-            items = [(name.lower(), src) for name, (_, src) in scope.selected_sources.items()]
+            items = [(self._source_key(node, name), src) for name, (node, src) in scope.selected_sources.items()]
         for name, src in items:
             if isinstance(src, E.Table):
                 if not src.name:  # a table function such as read_csv(...): no column lineage
                     sources[name] = OpaqueSource()
                     continue
-                canonical = self.catalog.canonical(table_name(src))
+                canonical = self.catalog.canonical(self.rules.table(src))
                 if canonical not in self.tables:
                     self.tables.append(canonical)
                 sources[name] = TableSource(canonical, self.catalog.columns(canonical))
@@ -379,7 +422,7 @@ class QueryResolver:
                 sub_parent = parent if src.is_udtf else None
                 lineage = self.resolve(src, sub_parent)
                 node = src.expression.parent if not src.is_udtf else src.expression
-                sources[name] = ScopeSource(lineage, alias_columns(node))
+                sources[name] = ScopeSource(lineage, alias_columns(node, self.rules))
         return Context(sources, order, parent)
 
     # -- SELECT ------------------------------------------------------------------
@@ -392,27 +435,55 @@ class QueryResolver:
             if src is not None:
                 merge_into(result.dataset, src.dataset())
         self._joins(select, ctx, result.dataset)
+        anonymous = 0
         for proj in select.expressions:
             star = proj if isinstance(proj, E.Star) else proj.this if isinstance(proj, E.Column) and isinstance(proj.this, E.Star) else None
             if star is not None:
-                self._expand_star(star, proj.table if isinstance(proj, E.Column) else "", ctx, result)
+                qualifier = proj.args.get("table") if isinstance(proj, E.Column) else None
+                self._expand_star(star, self.rules.ident(qualifier), ctx, result)
                 continue
             deps: Deps = {}
             self.walk(proj, IDENT, ctx, deps)
-            name = proj.alias_or_name or f"_col{len(result.names)}"
-            result.add(name, deps, self._type_of(proj, ctx))
-            ctx.aliases.setdefault(name.lower() if not _quoted_alias(proj) else name, deps)
+            named = self._output_name(proj)
+            if named is None:
+                named = self.rules.unnamed(proj, len(result.names), anonymous)
+                anonymous += 1
+            result.add(named, deps, self._type_of(proj, ctx))
+            if self.rules.lateral_aliases:  # later projections may read this alias
+                ctx.aliases.setdefault(named, deps)
         self._clauses(select, ctx, result)
         return result
 
-    @staticmethod
-    def _from_order(select: E.Select) -> list[str]:
+    def _output_name(self, proj: E.Expr) -> str | None:
+        """The name a projection's column gets; None for an unaliased expression."""
+        if isinstance(proj, E.Alias):
+            alias = proj.args.get("alias")
+            return self.rules.ident(alias) if isinstance(alias, E.Identifier) else self.rules.fold(proj.alias)
+        if isinstance(proj, E.Column):
+            return self.rules.ident(proj.this)
+        if isinstance(proj, E.Dot):  # struct.field
+            return self.rules.ident(proj.expression)
+        if isinstance(proj, E.Paren):  # SELECT (x), SELECT DISTINCT(x): named x
+            return self._output_name(proj.this)
+        return None
+
+    def _from_order(self, select: E.Select) -> list[str]:
         order: list[str] = []
         from_ = select.args.get("from_") or select.args.get("from")
         nodes = ([from_.this] if from_ is not None else []) + [j.this for j in select.args.get("joins") or []]
         for node in nodes:
-            order.append(node.alias_or_name.lower())
+            order.append(self._source_key(node, node.alias_or_name))
         return order
+
+    def _source_key(self, node: E.Expr, name: str) -> str:
+        """A FROM item's name as the dialect resolves it: its alias, else its table name."""
+        alias = node.args.get("alias")
+        ident = alias.this if isinstance(alias, E.TableAlias) else alias
+        if isinstance(ident, E.Identifier):
+            return self.rules.ident(ident)
+        if isinstance(node, E.Table) and isinstance(node.this, E.Identifier):
+            return self.rules.ident(node.this)
+        return self.rules.fold(name)
 
     def _joins(self, select: E.Select, ctx: Context, out: Deps) -> None:
         for join in select.args.get("joins") or []:
@@ -420,8 +491,8 @@ class QueryResolver:
             if on is not None:
                 self.walk(on, IND_JOIN, ctx, out)
             for ident in join.args.get("using") or []:
-                name = ident_name(ident.this if isinstance(ident, E.Column) else ident)
-                ctx.using.add(name)
+                name = self.rules.ident(ident.this if isinstance(ident, E.Column) else ident)
+                ctx.using[name] = None
                 for src in ctx.sources.values():
                     if src.has(name) is not False:
                         merge_into(out, src.column(name) or {}, IND_JOIN)
@@ -454,8 +525,9 @@ class QueryResolver:
                 merge_into(result.dataset, result.deps[pos], mode)
             return
         if isinstance(expr, E.Column) and not expr.table:
-            name = ident_name(expr.this)
-            if ctx.lookup("", name) in (None, _AMBIGUOUS):
+            name = self.rules.ident(expr.this)
+            found = ctx.lookup("", name)
+            if found in (None, _AMBIGUOUS) or isinstance(found, UnknownTable):
                 named = result.position(name)
                 if named is not None:
                     merge_into(result.dataset, result.deps[named], mode)
@@ -463,9 +535,13 @@ class QueryResolver:
         self.walk(expr, mode, ctx, result.dataset)
 
     def _expand_star(self, star: E.Star, table: str, ctx: Context, result: ScopeLineage) -> None:
-        excluded = {ident_name(c.this if isinstance(c, E.Column) else c) for c in star.args.get("except_") or star.args.get("except") or []}
-        names = [table.lower()] if table else ctx.order
+        excluded = {self.rules.ident(c.this if isinstance(c, E.Column) else c) for c in star.args.get("except_") or star.args.get("except") or []}
+        names = [table] if table else ctx.order
         unresolved: list[str] = []
+        joined = self._using_columns(ctx) if not table and ctx.using else {}
+        for col, (deps, type_) in joined.items():  # one column per USING name, first
+            if col not in excluded:
+                result.add(col, deps, type_)
         for name in names:
             src = ctx.sources.get(name)
             if src is None:
@@ -476,13 +552,31 @@ class QueryResolver:
                 result.passthrough = src
                 continue
             for col, deps, type_ in cols:
-                if col not in excluded:
+                if col not in excluded and col not in joined:
                     result.add(col, deps, type_)
         if unresolved:
             what = f"{table}.*" if table else "*"
             self.warn(f"cannot expand {what}: no schema for {', '.join(unresolved)} (pass --schema)", star)
             if len(unresolved) > 1:
-                result.passthrough = None
+                result.passthrough = OpenSource()
+
+    @staticmethod
+    def _using_columns(ctx: Context) -> dict[str, tuple[Deps, str | None]]:
+        """``*`` over ``JOIN ... USING (k)`` has one ``k``: the value of either side's ``k``."""
+        out: dict[str, tuple[Deps, str | None]] = {}
+        for name in ctx.using:
+            deps: Deps = {}
+            type_: str | None = None
+            for src_name in ctx.order:
+                src = ctx.sources.get(src_name)
+                if src is None or not src.has(name):
+                    continue
+                merge_into(deps, src.column(name) or {})
+                for col, _, t in src.all_columns() or []:
+                    if col == name and type_ is None:
+                        type_ = t
+            out[name] = (deps, type_)
+        return out
 
     # -- expressions -------------------------------------------------------------
     def walk(self, node: E.Expr, mode: T, ctx: Context, out: Deps) -> None:
@@ -522,11 +616,15 @@ class QueryResolver:
             self.walk(arg, inner, ctx, out)
 
     def _column(self, node: E.Column, mode: T, ctx: Context, out: Deps) -> None:
-        name = ident_name(node.this)
-        table = ident_name(node.args.get("table"))
+        name = self.rules.ident(node.this)
+        table = self.rules.ident(node.args.get("table"))
         deps = ctx.lookup(table, name)
         if deps is _AMBIGUOUS:
             self.warn(f"cannot tell which table column {name!r} comes from (pass --schema or qualify it)", node)
+        elif isinstance(deps, UnknownTable):
+            self.warn(f"cannot tell which table column {name!r} comes from (pass --schema or qualify it); "
+                      "recorded with its table unknown", node)
+            merge_into(out, deps, mode)
         elif deps is None:
             ref = f"{table}.{name}" if table else name
             self.warn(f"column {ref!r} not found in any table of this query", node)
@@ -574,8 +672,8 @@ class QueryResolver:
         if isinstance(expr, (E.Cast, E.TryCast)):
             return expr.to.sql(dialect=self.dialect)
         if isinstance(expr, E.Column):
-            table = ident_name(expr.args.get("table"))
-            name = ident_name(expr.this)
+            table = self.rules.ident(expr.args.get("table"))
+            name = self.rules.ident(expr.this)
             src = ctx.sources.get(table) if table else None
             if src is None and not table:
                 known = [s for s in ctx.sources.values() if s.has(name)]
@@ -589,14 +687,45 @@ class QueryResolver:
         return None
 
 
-def _quoted_alias(proj: E.Expr) -> bool:
-    alias = proj.args.get("alias") if isinstance(proj, E.Alias) else None
-    return bool(isinstance(alias, E.Identifier) and alias.quoted)
-
-
 def _is_masking(node: E.Expr) -> bool:
     if isinstance(node, E.Anonymous):
         return str(node.this).lower() in MASKING_FUNCTIONS
     if isinstance(node, E.Func):
         return node.key in MASKING_FUNCTIONS or node.sql_name().lower() in MASKING_FUNCTIONS
     return False
+
+
+def _name_derived_tables(query: E.Expr) -> bool:
+    """Give unaliased derived tables (``FROM (SELECT ...) JOIN (SELECT ...) USING (id)``) names.
+
+    SQL lets them go unnamed when no column is qualified with them; scopes need a name per
+    source. Returns whether any was named.
+    """
+    named = 0
+    for sub in query.find_all(E.Subquery):
+        if isinstance(sub.parent, (E.From, E.Join)) and not sub.alias:
+            named += 1
+            sub.set("alias", E.TableAlias(this=E.to_identifier(f"_derived{named}")))
+    return named > 0
+
+
+def _duplicate_alias(exc: OptimizeError, query: E.Expr) -> SqlError:
+    """sqlglot's "Alias already used" as our error, pointing at the second use."""
+    message = str(exc)
+    alias = message.rsplit(":", 1)[-1].strip() if "Alias already used" in message else ""
+    if not alias:
+        return SqlError(f"cannot analyse this statement: {message}")
+    uses = [t for t in query.find_all(E.Table, E.Subquery) if t.alias_or_name.lower() == alias.lower()]
+    line, column = node_position(uses[1] if len(uses) > 1 else query)
+    return SqlError(f"table alias {alias!r} is used twice in one FROM clause: give each table its own alias",
+                    line=line, column=column)
+
+
+def node_position(node: E.Expr) -> tuple[int, int]:
+    """1-based line and column of the first identifier in ``node`` sqlglot kept a position for."""
+    for sub in node.walk():
+        meta = getattr(sub, "_meta", None)
+        if meta and "line" in meta:
+            text = sub.name if isinstance(sub, E.Identifier) else ""
+            return int(meta["line"]), max(1, int(meta.get("col", 1)) - len(text) + 1)
+    return 0, 0

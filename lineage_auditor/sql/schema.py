@@ -14,8 +14,9 @@ from typing import Any
 import yaml
 
 from lineage_auditor.errors import LineageAuditError, yaml_error
+from lineage_auditor.sql.dialects import DialectRules, dialect_rules
 
-Columns = dict[str, str | None]  # column name (lower case) -> type, insertion-ordered
+Columns = dict[str, str | None]  # column name (normalized by the dialect) -> type, insertion-ordered
 
 
 def load_schema(path: str | Path) -> dict[str, Columns]:
@@ -41,7 +42,8 @@ def load_schema(path: str | Path) -> dict[str, Columns]:
 
 
 def validate_schema(data: Any, *, source: str = "<schema>") -> dict[str, Columns]:
-    """Check the shape of a schema mapping and normalize names to lower case."""
+    """Check the shape of a schema mapping; names stay as written (the catalog normalizes
+    them by the dialect of the SQL that reads them)."""
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -53,15 +55,19 @@ def validate_schema(data: Any, *, source: str = "<schema>") -> dict[str, Columns
                 f"table {table!r}: expected a mapping of column to type, got {type(columns).__name__}",
                 file=source,
             )
-        tables[str(table).lower()] = {str(c).lower(): (str(t) if t is not None else None) for c, t in columns.items()}
+        tables[str(table)] = {str(c): (str(t) if t is not None else None) for c, t in columns.items()}
     return tables
 
 
 class Catalog:
     """Looks up tables by the name SQL uses, in the schema and in the running script."""
 
-    def __init__(self, schema: dict[str, Columns] | None = None) -> None:
-        self._tables: dict[str, Columns] = dict(schema or {})
+    def __init__(self, schema: dict[str, Columns] | None = None, rules: DialectRules | None = None) -> None:
+        rules = rules or dialect_rules(None)
+        self._fold = rules.folder()
+        # column names are normalized when a table is first read (a schema may have thousands)
+        self._tables: dict[str, Columns] = {rules.key(table): columns for table, columns in (schema or {}).items()}
+        self._folded: set[str] = set()
         self._suffixes: dict[str, list[str]] = {}
         for key in self._tables:
             self._index(key)
@@ -87,13 +93,20 @@ class Catalog:
 
     def columns(self, name: str) -> Columns | None:
         """Columns of a table (by canonical name), or None when unknown."""
-        return self._tables.get(name)
+        columns = self._tables.get(name)
+        if columns is not None and name not in self._folded:
+            self._folded.add(name)
+            fold = self._fold
+            if any(fold(c) != c for c in columns):
+                columns = self._tables[name] = {fold(c): t for c, t in columns.items()}
+        return columns
 
     def define(self, name: str, columns: Columns) -> None:
         """Record a table the script created (it shadows the schema from now on)."""
         if name not in self._tables:
             self._index(name)
         self._tables[name] = columns
+        self._folded.add(name)  # the script's own columns are normalized already
         self._resolved.clear()
 
     def drop(self, name: str) -> None:

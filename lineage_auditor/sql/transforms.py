@@ -72,6 +72,12 @@ def compose(outer: T, inner: T) -> T:
     return (DIRECT, sub, masking)
 
 
+_MODELS: dict[T, Transformation] = {}
+
+
 def to_model(t: T) -> Transformation:
-    """Turn the engine's tuple into the model's transformation."""
-    return Transformation(type=t[0], subtype=t[1], masking=t[2])
+    """Turn the engine's tuple into the model's transformation (frozen: one object per value)."""
+    model = _MODELS.get(t)
+    if model is None:
+        model = _MODELS[t] = Transformation(type=t[0], subtype=t[1], masking=t[2])
+    return model
