@@ -11,7 +11,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from browser import browser_page, chromium  # noqa: F401  (fixtures)
+from browser import BrowserPage
+
 
 from collectors.store import EmbeddedStore
 from lineage_auditor.graph import LineageGraph
@@ -198,7 +199,7 @@ def test_the_run_command_backfills_days_in_order(project: Path) -> None:
 
 
 @pytest.mark.browser
-def test_the_plan_draws_in_the_graph_view_before_anything_ran(tmp_path: Path, browser_page) -> None:  # type: ignore[no-untyped-def]
+def test_the_plan_draws_in_the_graph_view_before_anything_ran(tmp_path: Path, browser_page: BrowserPage) -> None:
     from click.testing import CliRunner
 
     from lineage_auditor.cli import _register, cli
