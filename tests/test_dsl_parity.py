@@ -102,3 +102,39 @@ def test_the_churn_feature_spec_builds_the_demo_feature_table_with_its_lineage(h
 
     by_hand = lineage(home / "lineage.db")
     assert by_hand and lineage(tmp_path / "spec" / "lineage.db") == by_hand
+
+
+def test_the_weather_spec_loads_what_the_hand_written_pipeline_loads(tmp_path: Path) -> None:
+    from pipelines.weather.pipeline import recorded_days, run_weather
+
+    day = recorded_days()[0]
+    reference = builtin_spec("weather")
+    (tmp_path / "hand").mkdir()
+    with Environment.create(reference, target=f"duckdb:{tmp_path / 'hand' / 'wh.duckdb'}",
+                            lineage=f"embedded:{tmp_path / 'hand' / 'lineage.db'}", home=tmp_path / "hand") as env:
+        [hand] = run_weather(reference, env, [day], offline=True)
+    assert hand.ok, hand
+    summary = run_spec(load_spec(SPEC.parent / "weather.yml"), day, target=f"duckdb:{tmp_path / 'spec' / 'wh.duckdb'}",
+                       lineage=f"embedded:{tmp_path / 'spec' / 'lineage.db'}", home=tmp_path / "spec")
+    assert summary.ok, summary
+
+    def rows(path: Path, table: str) -> list[tuple]:
+        with duckdb.connect(str(path), read_only=True) as conn:
+            columns = [c for (c,) in conn.execute(f"SELECT column_name FROM information_schema.columns WHERE "
+                                                   f"table_schema || '.' || table_name = '{table}' ORDER BY ordinal_position").fetchall()]
+            kept = ", ".join(c for c in columns if c not in ("run_id", "source_request"))  # stamps: this run, this request
+            return conn.execute(f"SELECT {kept} FROM {table} ORDER BY location, observed_at").fetchall()
+
+    for table in ("weather.hourly", "weather.hourly_quarantine"):
+        assert rows(tmp_path / "spec" / "wh.duckdb", table) == rows(tmp_path / "hand" / "wh.duckdb", table), table
+    hand_wh = tmp_path / "hand" / "wh.duckdb"
+    assert len(rows(hand_wh, "weather.hourly")) + len(rows(hand_wh, "weather.hourly_quarantine")) == 72  # 3 cities x 24 h
+
+    def lineage(store: Path) -> set[tuple[str, str, str, str, str]]:
+        with EmbeddedStore(store) as s:
+            graph = LineageGraph.from_events(s.events())
+        return {(e.source.dataset.name, e.source.field, e.target.dataset.name.split(".", 1)[1], e.target.field,
+                 ",".join(sorted(f"{t.type}/{t.subtype}" for t in e.transformations))) for e in graph.column_edges()}
+
+    by_hand = lineage(tmp_path / "hand" / "lineage.db")
+    assert by_hand and lineage(tmp_path / "spec" / "lineage.db") == by_hand

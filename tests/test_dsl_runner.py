@@ -329,3 +329,20 @@ def test_a_file_extract_dead_letters_rows_that_do_not_fit_and_loads_the_rest(pro
     else:
         loaded = [(i, str(a)) for i, a in _rows(project, "SELECT order_id, amount FROM staging.orders ORDER BY 1")]
     assert loaded == [(1, "5.00"), (5, "1.25")]
+
+
+def test_the_python_step_example_runs_offline_with_its_declared_lineage(tmp_path: Path) -> None:
+    from pipelines.weather.pipeline import recorded_days
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "specs" / "weather_units.yml"
+    summary = run_spec(load_spec(example), recorded_days()[0], target=f"duckdb:{tmp_path / 'wh.duckdb'}",
+                       lineage=f"embedded:{tmp_path / 'lineage.db'}", home=tmp_path)
+    assert summary.ok, summary
+    with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as conn:
+        assert conn.execute("SELECT count(*), min(unit), max(unit) FROM weather.hourly_imperial").fetchone() == (24, "F", "F")
+    with EmbeddedStore(tmp_path / "lineage.db") as store:
+        graph = LineageGraph.from_events(store.events())
+    imperial = next(d for d in graph.datasets() if d.name.endswith("weather.hourly_imperial"))
+    upstream = graph.column_upstream(ColumnRef(imperial, "temperature_f"))
+    assert [(c.dataset.name.split(".", 1)[1], c.field) for c in upstream[:1]] == [("staging.forecast", "temperature_c")]
+    assert any(c.dataset.namespace.startswith("https://api.open-meteo.com") for c in upstream)  # through the connector

@@ -16,7 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from lineage_auditor.errors import ConfigError
-from lineage_auditor.model import DatasetLineage, SqlLineageResult
+from lineage_auditor.model import (
+    DIRECT,
+    TRANSFORMATION,
+    ColumnRef,
+    DatasetLineage,
+    InputField,
+    OutputField,
+    SqlLineageResult,
+    Transformation,
+    dataset_ref,
+)
 from lineage_auditor.sql import analyze_sql
 from lineage_auditor.sql.schema import Columns
 from pipelines.dsl.loader import LoadedSpec, SpecErrors, SpecProblem, node_at, node_position
@@ -40,6 +50,7 @@ class StepPlan:
     lineage: list[DatasetLineage] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
     rendered: dict[str, str] = field(default_factory=dict)  # templated settings (url, path) for this run
+    run_id: str = ""  # the OpenLineage run the step runs as (set by the runner; rows may be stamped with it)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -194,7 +205,9 @@ class _Planner:
 
     def _step(self, i: int, step: Step, deps: list[str], ancestors: set[str]) -> StepPlan:
         plan = StepPlan(step.id, step.kind, deps)
-        if step.extract is not None:
+        if step.extract is not None and step.extract.connector:
+            self._connector(i, step, plan)
+        elif step.extract is not None:
             self._render_settings(i, step, plan)
             plan.writes.append(step.extract.into)
             self._declare(step.extract.into, [(c.name, c.type) for c in (step.extract.http or step.extract.file or _NoColumns).columns])
@@ -204,6 +217,7 @@ class _Planner:
             for j, table in enumerate(step.python.inputs):
                 self._reads(table, ("steps", i, "python", "inputs", j), ancestors, plan)
             plan.writes.extend(step.python.outputs)
+            plan.lineage.extend(self._declared_lineage(i, step))
         elif step.load is not None:
             plan.reads.extend(t for t, p in self.producer.items() if p == step.load.from_)
             plan.writes.append(step.load.table)
@@ -221,6 +235,23 @@ class _Planner:
             self.producer[table.lower()] = step.id
         return plan
 
+    def _connector(self, i: int, step: Step, plan: StepPlan) -> None:
+        """A named connector's tables, so later steps can read them (and its options checked)."""
+        from pipelines.dsl.connectors import connector
+
+        extract = step.extract
+        assert extract is not None
+        try:
+            tables = connector(extract.connector).tables(extract.into, extract.options)
+        except ConfigError as exc:
+            key = "connector" if exc.message.startswith("no connector") else "options"
+            self.problem(("steps", i, "extract", key), exc.message)
+            plan.writes.append(extract.into)  # later steps still see the table: one problem, not a cascade
+            return
+        for table, columns in tables.items():
+            plan.writes.append(table)
+            self._declare(table, columns)
+
     def _render_settings(self, i: int, step: Step, plan: StepPlan) -> None:
         """The extract's templated strings (an API URL, a file path) rendered for this run."""
         extract = step.extract
@@ -236,6 +267,30 @@ class _Planner:
                                             file=str(self.loaded.path), line=line, column=column)
             except ConfigError as exc:
                 self.problem(loc, exc.message, line=exc.line or line, column=exc.column)
+
+    def _declared_lineage(self, i: int, step: Step) -> list[DatasetLineage]:
+        """A python step's ``column_lineage`` (output table.column: [input table.column, ...]) as lineage."""
+        assert step.python is not None
+        outputs = {t.lower() for t in step.python.outputs}
+        inputs = {t.lower() for t in step.python.inputs}
+        fields: dict[str, list[OutputField]] = {}
+        for key, sources in step.python.column_lineage.items():
+            loc = ("steps", i, "python", "column_lineage", key)
+            table, _, column = key.rpartition(".")
+            if table.lower() not in outputs:
+                self.problem(loc, f"{key}: {table or key} is not one of the step's outputs ({', '.join(step.python.outputs)})")
+                continue
+            found = []
+            for source in sources:
+                source_table, _, source_column = source.rpartition(".")
+                if source_table.lower() not in inputs:
+                    self.problem(loc, f"{source}: {source_table or source} is not one of the step's inputs")
+                    continue
+                found.append(InputField(ColumnRef(dataset_ref(self.namespace, source_table), source_column),
+                                        [Transformation(DIRECT, TRANSFORMATION, description="declared by the step")]))
+            out = fields.setdefault(table, [])
+            out.append(OutputField(column, len(out), found))
+        return [DatasetLineage(dataset_ref(self.namespace, table), outs) for table, outs in fields.items()]
 
     def _check_columns(self, i: int, step: Step) -> None:
         """A check naming a column its dataset does not have is a problem (when the columns are known)."""

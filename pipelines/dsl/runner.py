@@ -10,6 +10,7 @@ the incoming keys and inserts in one transaction, ``append`` is the one mode tha
 from __future__ import annotations
 
 import importlib
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from pipelines.runtime.targets import Target, quote
 
 SUPPORTED = {
     StepKind.GATE: ("http", "sql"),
-    StepKind.EXTRACT: ("file", "http"),
+    StepKind.EXTRACT: ("file", "http", "connector"),
 }
 STEP_DEADLINE = 24 * 3600.0  # a step without a timeout still ends its retries within a day
 
@@ -64,6 +65,7 @@ class _Outcome:
     rows: dict[str, int] = field(default_factory=dict)
     assertions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     rejected: int = 0  # records dead-lettered
+    connector: Any = None  # a named connector's ConnectorResult: the datasets it read and wrote
 
 
 def run_spec(loaded: LoadedSpec, day: date, *, params: Mapping[str, str] | None = None, target: str | None = None,
@@ -116,6 +118,7 @@ def _run_step(loaded: LoadedSpec, plan: Plan, step: Step, step_plan: StepPlan, p
                "QUERY" if sql else "TASK", sql, step.sql.dialect if step.sql else None)
     policy, deadline = _retry_policy(step, loaded.pipeline)
     with parent.child(job) as run:
+        step_plan.run_id = run.run_id
         for table in step_plan.reads:
             run.add_input(env.target.dataset(table), schema=_schema(env.target, table))
 
@@ -131,6 +134,9 @@ def _run_step(loaded: LoadedSpec, plan: Plan, step: Step, step_plan: StepPlan, p
             outcome = retry_call(attempt, policy=policy, deadline=deadline, sleep=sleep)
         except GaveUp as exc:
             raise PipelineError(f"step {step.id}: {exc.why}: {exc.last.reason}") from None
+        if outcome.connector is not None:
+            _report_connector(run, outcome.connector)
+            return
         lineage = {d.dataset.name.lower(): _in_target(d, env.target) for d in step_plan.lineage}
         for table in step_plan.writes:
             ref = env.target.dataset(table)
@@ -142,6 +148,14 @@ def _run_step(loaded: LoadedSpec, plan: Plan, step: Step, step_plan: StepPlan, p
         if failed:
             raise CheckFailed(f"step {step.id}: {len(failed)} check{'s' if len(failed) > 1 else ''} failed: "
                               + "; ".join(a["description"] for a in failed))
+
+
+def _report_connector(run: RunContext, result: Any) -> None:
+    """What a named connector read and wrote, with the lineage it declares, on the step's run."""
+    for io in result.inputs:
+        run.add_input(io.ref, schema=io.schema, metrics=io.metrics, assertions=io.assertions)
+    for io in result.outputs:
+        run.add_output(io.ref, schema=io.schema, lineage=io.lineage, rows=io.rows)
 
 
 def _in_target(lineage: DatasetLineage, target: Target) -> DatasetLineage:
@@ -217,6 +231,12 @@ def _extract(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _
     assert extract is not None
     if extract.http is not None:
         return _extract_http(step, step_plan, plan, env)
+    if extract.connector:
+        from pipelines.dsl.connectors import connector
+
+        done = connector(extract.connector).run(extract.into, extract.options, day=plan.day, target=env.target,
+                                                run_id=step_plan.run_id)
+        return _Outcome(rows=done.rows, connector=done)
     assert extract.file is not None
     path = (plan.spec.parent / step_plan.rendered.get("path", extract.file.path)).resolve()
     if not path.is_file():
@@ -320,10 +340,17 @@ def _run(env: Environment, step: Step, action: Callable[[], int]) -> int:
 def _python(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
     assert step.python is not None
     module_name, _, function_name = step.python.callable.partition(":")
+    folder = str(plan.spec.parent)
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)  # a module beside the spec is found first
     try:
         function = getattr(importlib.import_module(module_name), function_name)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"step {step.id}: cannot import {step.python.callable}: {exc}") from None
+    finally:
+        if added:
+            sys.path.remove(folder)
     result = function(StepContext(plan.day, plan.params, env.target, step_plan))
     rows = {t: int(n) for t, n in (result or {}).items()} if isinstance(result, Mapping) else {}
     return _Outcome(rows=rows)
