@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lineage_auditor.errors import EventError, StoreError
+from lineage_auditor.textfiles import decode_utf8, load_json
 
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 JSON_SUFFIXES = (".json",)
@@ -47,27 +48,14 @@ def event_identity(event: dict[str, Any]) -> tuple[str, str, str]:
 Located = tuple[str, int]  # (file, line) an event was read from
 
 
-def _error(path: Path, exc: json.JSONDecodeError, line_offset: int = 0) -> EventError:
-    return EventError(f"invalid JSON: {exc.msg}", file=str(path), line=exc.lineno + line_offset, column=exc.colno)
+def parse_event_bytes(path: Path, data: bytes, line: int = 1) -> Any:
+    """JSON bytes read from ``path`` (starting at ``line``) as a value; EventError at file:line:column."""
+    text = decode_utf8(data, file=str(path), line=line if line > 1 else 0, error=EventError)
+    return load_json(text, file=str(path), line=line, error=EventError)
 
 
-def _decode(path: Path, data: bytes, line: int) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise EventError(f"not UTF-8 text ({exc.reason} at byte {exc.start + 1})", file=str(path), line=line) from None
-
-
-def _loads(path: Path, text: str, line: int) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _error(path, exc, line - 1) from None
-    except RecursionError:
-        raise EventError("JSON nested too deeply to be an OpenLineage event", file=str(path), line=line) from None
-
-
-def _check_object(value: Any, path: Path, line: int) -> dict[str, Any]:
+def as_event_object(value: Any, path: Path, line: int) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else the EventError saying what it is instead."""
     if not isinstance(value, dict):
         raise EventError(
             f"expected an OpenLineage event (a JSON object), got {type(value).__name__}",
@@ -82,15 +70,15 @@ def _iter_ndjson(path: Path) -> Iterator[tuple[Located, dict[str, Any]]]:
         for number, data in enumerate(handle, start=1):
             if not data.strip():
                 continue
-            value = _loads(path, _decode(path, data, number), number)
-            yield (str(path), number), _check_object(value, path, number)
+            value = parse_event_bytes(path, data, number)
+            yield (str(path), number), as_event_object(value, path, number)
 
 
 def _iter_json(path: Path) -> Iterator[tuple[Located, dict[str, Any]]]:
-    value = _loads(path, _decode(path, path.read_bytes(), 1), 1)
+    value = parse_event_bytes(path, path.read_bytes())
     items = value if isinstance(value, list) else [value]
     for item in items:
-        yield (str(path), 1), _check_object(item, path, 1)
+        yield (str(path), 1), as_event_object(item, path, 1)
 
 
 def iter_located_events(path: str | os.PathLike[str]) -> Iterator[tuple[Located, dict[str, Any]]]:

@@ -14,7 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from lineage_auditor.errors import LineageAuditError, yaml_error
+from lineage_auditor.errors import LineageAuditError
+from lineage_auditor.textfiles import load_yaml, read_text
 
 DEFAULT_CONFIG = "lineage-audit.yml"
 DEFAULT_BASELINE = ".lineage/baseline.json"
@@ -187,21 +188,12 @@ class AuditConfig(_Model):
 
 def load_config(path: str | Path) -> AuditConfig:
     """Read and validate a config file; errors name file:line:column."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise LineageAuditError(f"cannot read config: {exc.strerror}", file=str(path)) from None
-    return parse_config(text, source=str(path))
+    return parse_config(read_text(path, what="config"), source=str(path))
 
 
 def parse_config(text: str, *, source: str = DEFAULT_CONFIG) -> AuditConfig:
     """Validate config text (YAML); errors name ``source`` and the line of the bad key."""
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        raise yaml_error(exc, file=source) from None
+    data, root = load_yaml(text, file=source)
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -19,6 +19,7 @@ from lineage_auditor.audit.findings import HIGH, LOW, MEDIUM, Finding, make_find
 from lineage_auditor.errors import LineageAuditError
 from lineage_auditor.graph import LineageGraph
 from lineage_auditor.model import DatasetRef
+from lineage_auditor.textfiles import load_json, read_text
 
 CHECK = "lineage_drift"
 BASELINE_FORMAT = "lineage-audit-baseline"
@@ -62,12 +63,7 @@ def save_baseline(doc: dict[str, Any], path: str | Path) -> Path:
 
 def load_baseline(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise LineageAuditError(f"cannot read baseline: {exc.strerror}", file=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise LineageAuditError(f"invalid baseline JSON: {exc.msg}", file=str(path), line=exc.lineno, column=exc.colno) from None
+    doc = load_json(read_text(path, what="baseline"), file=str(path))
     if not isinstance(doc, dict) or doc.get("format") != BASELINE_FORMAT:
         raise LineageAuditError("not a lineage-audit baseline (run `lineage-audit baseline save`)", file=str(path))
     if doc.get("version") != BASELINE_VERSION:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import sqlglot.expressions as E
 
-from lineage_auditor.errors import LineageAuditError
+from lineage_auditor.errors import SqlError
 from lineage_auditor.model import (
     ColumnRef,
     DatasetLineage,
@@ -29,6 +29,7 @@ from lineage_auditor.sql.schema import Catalog, Columns
 from lineage_auditor.sql.split import ParsedStatement, parse_statements
 from lineage_auditor.sql.statements import SELECT, SchemaStatement, WriteStatement, classify
 from lineage_auditor.sql.transforms import T, to_model
+from lineage_auditor.textfiles import read_text
 
 DEFAULT_NAMESPACE = "default"
 
@@ -259,11 +260,6 @@ def analyze_files(
     for path in paths:
         if on_file is not None:
             on_file(str(path))
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise LineageAuditError(f"cannot read SQL file: {exc.strerror}", file=str(path)) from None
-        except UnicodeDecodeError as exc:
-            raise LineageAuditError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path)) from None
+        text = read_text(path, what="SQL file", error=SqlError)
         analyzer.add_sql(text, file=str(path))
     return analyzer.finish()

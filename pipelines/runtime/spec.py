@@ -16,7 +16,8 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from lineage_auditor.errors import LineageAuditError, yaml_error
+from lineage_auditor.errors import LineageAuditError
+from lineage_auditor.textfiles import read_yaml
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "specs"
 
@@ -212,15 +213,7 @@ def _first_error(path: Path, root: yaml.Node, exc: ValidationError) -> LineageAu
 def load_spec(path: str | Path) -> WeatherSpec | UsersOrdersSpec:
     """Read and validate one spec file; errors point at ``file:line:column``."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise LineageAuditError(f"cannot read spec: {exc.strerror}", file=str(path)) from exc
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise yaml_error(exc, file=str(path)) from exc
+    data, root = read_yaml(path, what="spec")
     if not isinstance(data, dict) or root is None:
         raise LineageAuditError("a spec must be a mapping of settings", file=str(path), line=1)
     if "pipeline" not in data:
