@@ -1,7 +1,8 @@
 """The ``lineage-audit`` command line: the one place that wires the packages together.
 
 Exit codes (every command): 0 ok, 1 findings at or above ``--fail-on``, 2 usage or input
-error. Commands that drive one package live next to it (``collectors/cli.py``,
+error, 3 an unexpected internal error (a bug: one line on stderr names the file holding the
+full trace), so a CI gate can tell a crash from a finding. Commands that drive one package live next to it (``collectors/cli.py``,
 ``pipelines/cli.py``, ``lineage_auditor/cli_audit.py``) and are registered here.
 """
 
@@ -19,17 +20,22 @@ from lineage_auditor.errors import LineageAuditError
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_INPUT = 2
+EXIT_INTERNAL = 3
+CRASH_PREFIX = "lineage-audit-crash-"
 
 DIALECTS = ("ansi", "postgres", "duckdb", "bigquery", "snowflake", "spark", "databricks", "hive",
             "mysql", "tsql", "trino", "presto", "redshift", "sqlite", "oracle", "clickhouse")
 
 
 class AuditGroup(click.Group):
-    """A click group that turns our errors into one clear line and exit code 2."""
+    """A click group that turns our errors into one clear line and exit code 2, and anything
+    unexpected into one line, a trace file and exit code 3."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # click's own: usage errors (exit 2), ctx.exit(n), Ctrl-C
         except LineageAuditError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(EXIT_INPUT)
@@ -38,6 +44,42 @@ class AuditGroup(click.Group):
             msg = f"{name}: {exc.strerror}" if name and exc.strerror else str(exc)
             click.echo(f"error: {msg}", err=True)
             ctx.exit(EXIT_INPUT)
+        except Exception as exc:  # noqa: BLE001 - a bug: never a traceback, never exit 1
+            report_crash(exc)
+            ctx.exit(EXIT_INTERNAL)
+
+
+def report_crash(exc: BaseException) -> str:
+    """Write the full trace (scrubbed of secrets) to a file, say so in one line; the file's path.
+
+    The one line is what a CI log shows; the file is what a bug report needs.
+    """
+    import os
+    import tempfile
+    import traceback
+
+    from lineage_auditor.scrub import scrub_text
+
+    trace = scrub_text("".join(traceback.format_exception(exc)))
+    summary = scrub_text(f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__)
+    try:
+        fd, path = tempfile.mkstemp(prefix=CRASH_PREFIX, suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(f"lineage-audit {_version()}\n{scrub_text(' '.join(sys.argv))}\n\n{trace}")
+        where = f"full trace in {path}"
+    except OSError as write_error:
+        path, where = "", f"could not write the trace ({write_error.strerror})"
+    click.echo(f"internal error: {summary[:300]} (a bug in lineage-audit; {where})", err=True)
+    return path
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lineage-audit")
+    except PackageNotFoundError:
+        return "(not installed)"
 
 
 @click.group(cls=AuditGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -51,7 +93,8 @@ def cli() -> None:
       lineage-audit graph models/*.sql -o lineage.html
       lineage-audit demo
 
-    Exit codes: 0 ok, 1 findings at or above --fail-on, 2 usage or input error.
+    Exit codes: 0 ok, 1 findings at or above --fail-on, 2 usage or input error,
+    3 internal error (a bug; stderr names the file with the full trace).
     """
 
 
@@ -176,7 +219,11 @@ def _register() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    _register()
+    try:
+        _register()
+    except Exception as exc:  # noqa: BLE001 - a broken install is still one line, not a traceback
+        report_crash(exc)
+        sys.exit(EXIT_INTERNAL)
     cli.main(args=argv, prog_name="lineage-audit", standalone_mode=True)
 
 
