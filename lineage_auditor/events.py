@@ -204,7 +204,7 @@ def from_openlineage(raw: Any) -> RunEvent:
         run_id=run_id,
         job=JobRef(_text(job, "namespace", "job"), _text(job, "name", "job", required=True)),
         run_facets=_facets(run.get("facets"), "run.facets"),
-        job_facets=_facets(job.get("facets"), "job.facets"),
+        job_facets=_checked_facets(job.get("facets"), "job.facets"),
         inputs=_datasets(obj.get("inputs"), "inputs"),
         outputs=_datasets(obj.get("outputs"), "outputs"),
         producer=str(obj.get("producer") or ""),
@@ -293,7 +293,7 @@ def _datasets(value: Any, path: str) -> tuple[EventDataset, ...]:
         where = f"{path}[{i}]"
         obj = _object(item, where)
         ref = dataset_ref(_text(obj, "namespace", where), _text(obj, "name", where, required=True))
-        facets = _facets(obj.get("facets"), f"{where}.facets")
+        facets = _checked_facets(obj.get("facets"), f"{where}.facets")
         _check_dataset_facets(facets, f"{where}.facets")
         input_facets = _facets(obj.get("inputFacets"), f"{where}.inputFacets")
         output_facets = _facets(obj.get("outputFacets"), f"{where}.outputFacets")
@@ -313,6 +313,40 @@ def _facets(value: Any, path: str) -> Mapping[str, Any]:
     return facets
 
 
+# Text fields of job and dataset facets that readers show or parse (the graph, the checks,
+# the reports): when present they must be strings.
+_TEXT_FIELDS = {
+    "documentation": ("description",),
+    "sql": ("query", "dialect"),
+    "lifecycleStateChange": ("lifecycleStateChange",),
+}
+
+
+def _checked_facets(value: Any, path: str) -> Mapping[str, Any]:
+    """A job's or dataset's facets, with the fields readers use checked (owners, tags, text)."""
+    facets = _facets(value, path)
+    owners = facets.get("ownership")
+    if owners is not None:
+        for i, owner in enumerate(_list(owners.get("owners"), f"{path}.ownership.owners")):
+            where = f"{path}.ownership.owners[{i}]"
+            obj = _object(owner, where)
+            _text(obj, "name", where)
+            _text(obj, "type", where)
+    tags = facets.get("tags")
+    if tags is not None:
+        for i, tag in enumerate(_list(tags.get("tags"), f"{path}.tags.tags")):
+            where = f"{path}.tags.tags[{i}]"
+            obj = _object(tag, where)
+            for key in ("key", "value", "source", "field"):
+                _text(obj, key, where)
+    for name, keys in _TEXT_FIELDS.items():
+        facet = facets.get(name)
+        if facet is not None:
+            for key in keys:
+                _text(facet, key, f"{path}.{name}")
+    return facets
+
+
 def _check_dataset_facets(facets: Mapping[str, Any], path: str) -> None:
     schema = facets.get("schema")
     if schema is not None:
@@ -320,14 +354,6 @@ def _check_dataset_facets(facets: Mapping[str, Any], path: str) -> None:
     lineage = facets.get("columnLineage")
     if lineage is not None:
         _check_column_lineage(lineage, f"{path}.columnLineage")
-    owners = facets.get("ownership")
-    if owners is not None:
-        for i, owner in enumerate(_list(owners.get("owners"), f"{path}.ownership.owners")):
-            _text(_object(owner, f"{path}.ownership.owners[{i}]"), "name", f"{path}.ownership.owners[{i}]")
-    tags = facets.get("tags")
-    if tags is not None:
-        for i, tag in enumerate(_list(tags.get("tags"), f"{path}.tags.tags")):
-            _object(tag, f"{path}.tags.tags[{i}]")
 
 
 def _check_fields(value: Any, path: str, depth: int) -> None:
@@ -361,7 +387,13 @@ def _check_input_fields(value: Any, path: str) -> None:
         _text(obj, "name", where, required=True)
         _text(obj, "field", where, required=True)
         for j, t in enumerate(_list(obj.get("transformations"), f"{where}.transformations")):
-            _object(t, f"{where}.transformations[{j}]")
+            step = f"{where}.transformations[{j}]"
+            transformation = _object(t, step)
+            for key in ("type", "subtype", "description"):
+                _text(transformation, key, step)
+            masking = transformation.get("masking")
+            if masking is not None and not isinstance(masking, bool):
+                raise EventError(f"{step}.masking: expected true or false, got {_kind(masking)}")
 
 
 def _check_stats(input_facets: Mapping[str, Any], output_facets: Mapping[str, Any], where: str) -> None:

@@ -65,3 +65,41 @@ def test_our_errors_and_usage_errors_stay_exit_2(tmp_path):
     assert usage.returncode == 2 and "Missing argument" in usage.stderr and "internal error" not in usage.stderr
     help_text = run_cli("--help", cwd=tmp_path).stdout
     assert "3 internal error" in " ".join(help_text.split()), "the exit codes are documented in --help"
+
+
+# ---------------------------------------------------------------- hostile input: one clear line, exit 2
+
+
+NOT_UTF8_YAML = b"version: 1\nai_datasets:\n  - name: caf\xe9\n"
+DEEP_YAML = b"a: " + b"[" * 5000
+DEEP_JSON = b'{"t": ' + b"[" * 5000
+
+
+@pytest.mark.parametrize(
+    "name, content, args, expected",
+    [
+        ("schema.yml", NOT_UTF8_YAML, ["sql", "{q}", "--schema", "{f}"], "{f}:3:14: not UTF-8 text (invalid continuation byte at byte 38)"),
+        ("schema.yml", DEEP_YAML, ["sql", "{q}", "--schema", "{f}"], "{f}:1:103: invalid YAML: nested deeper than 100 levels"),
+        ("schema.json", DEEP_JSON, ["sql", "{q}", "--schema", "{f}"], "{f}:1:506: invalid JSON: nested deeper than 500 levels"),
+        ("audit.yml", NOT_UTF8_YAML, ["audit", "--config", "{f}"], "{f}:3:14: not UTF-8 text (invalid continuation byte at byte 38)"),
+        ("audit.yml", DEEP_YAML, ["audit", "--config", "{f}"], "{f}:1:103: invalid YAML: nested deeper than 100 levels"),
+        ("audit.yml", b"a: &x [*x]\n", ["audit", "--config", "{f}"], "{f}:1:4: invalid YAML: an alias refers to a node that contains it"),
+        ("audit.yml", b"version: 1\nbaseline: 2024-13-45\n", ["audit", "--config", "{f}"], "{f}:2:11: invalid YAML value: month must be in 1..12"),
+        ("spec.yml", NOT_UTF8_YAML, ["run", "weather", "--offline", "--spec", "{f}"], "{f}:3:14: not UTF-8 text (invalid continuation byte at byte 38)"),
+        ("spec.yml", DEEP_YAML, ["run", "weather", "--offline", "--spec", "{f}"], "{f}:1:103: invalid YAML: nested deeper than 100 levels"),
+        ("spec.yml", b"name: x\x00\n", ["run", "weather", "--offline", "--spec", "{f}"], "{f}:1:8: invalid YAML: character #x0000 is not allowed"),
+        ("lineage.db", b"SQLite format 3\x00" + b"\x00" * 200, ["lineage", "show", "x", "--store", "embedded:{f}"], "{f}: not a readable lineage-audit store"),
+        ("events.json", DEEP_JSON, ["lineage", "show", "x", "--store", "file:{f}"], "skipped 1 event that is not valid OpenLineage (first: {f}:1:506: invalid JSON: nested deeper than 500 levels)"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and "{" not in v and "." in v else None,
+)
+def test_hostile_input_is_one_error_line_with_file_line_column(tmp_path, name, content, args, expected):
+    path = tmp_path / name
+    path.write_bytes(content)
+    query = tmp_path / "q.sql"
+    query.write_text("SELECT 1 AS a")
+    done = run_cli(*[a.format(f=path, q=query) for a in args], cwd=tmp_path, env={"LINEAGE_AUDIT_HOME": str(tmp_path / "state")})
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr
+    assert expected.format(f=path) in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) <= 2, done.stderr

@@ -63,7 +63,7 @@ class EmbeddedStore:
         self._conn.row_factory = sqlite3.Row
         try:
             self._setup()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # text in a damaged file may not decode
             self._conn.close()
             raise StoreError(f"not a readable lineage-audit store ({exc})", file=str(self.path)) from None
         except StoreError:
@@ -108,13 +108,16 @@ class EmbeddedStore:
     def _write(self) -> Iterator["_Tx"]:
         """One write transaction, taken up front so concurrent writers queue, not deadlock."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield _Tx(self._conn)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield _Tx(self._conn)
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # damaged, or locked past the timeout
+                raise StoreError(f"cannot write the embedded store ({exc})", file=str(self.path)) from None
 
     def close(self) -> None:
         with self._lock:
@@ -294,7 +297,7 @@ class EmbeddedStore:
         try:
             with self._lock:
                 return self._conn.execute(sql, list(params)).fetchall()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             raise StoreError(f"cannot read the embedded store ({exc})", file=str(self.path)) from None
 
 
