@@ -6,7 +6,6 @@ matters is the exit code and what lands on stderr, never a Python traceback.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
