@@ -27,9 +27,62 @@ DIALECTS = ("ansi", "postgres", "duckdb", "bigquery", "snowflake", "spark", "dat
             "mysql", "tsql", "trino", "presto", "redshift", "sqlite", "oracle", "clickhouse")
 
 
+# Commands other packages define: name -> (module whose ``COMMANDS`` holds it, the first
+# paragraph of its help). Modules load only when one of their commands runs, so ``--help``,
+# ``--version`` and every light command start without pandas, duckdb, sqlglot or httpx; the
+# help is repeated here for the command list, and a test holds it equal to each docstring.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "audit": ("lineage_auditor.cli_audit",
+              "Audit AI datasets: lineage, drift, freshness, PII propagation and coverage."),
+    "baseline": ("lineage_auditor.cli_audit",
+                 "Save the lineage (and data samples) that later audits compare against."),
+    "report": ("lineage_auditor.cli_audit", "Write a datasheet-style audit report for one AI dataset."),
+    "replay": ("collectors.cli", "Deliver spooled OpenLineage events to the lineage target, in order."),
+    "lineage": ("collectors.cli", "Query recorded lineage (embedded store, Marquez or OpenLineage files)."),
+    "marquez": ("collectors.marquez.cli", "Run a local Marquez lineage server (no Docker needed)."),
+    "collect": ("collectors.marquez.cli", "Copy OpenLineage events from one lineage store to another."),
+    "run": ("pipelines.cli", "Run a reference pipeline once, emitting OpenLineage events for every step."),
+    "demo": ("pipelines.cli", "Run both reference pipelines offline end to end and draw their lineage."),
+    "mock-api": ("pipelines.sources.cli",
+                 "Serve the mock users REST API (paginated users, bearer auth, fault injection)."),
+    "generate-orders": ("pipelines.sources.cli",
+                        "Write a seeded orders CSV (order_id,user_id,order_ts,amount,currency,status)."),
+}
+
+
 class AuditGroup(click.Group):
-    """A click group that turns our errors into one clear line and exit code 2, and anything
-    unexpected into one line, a trace file and exit code 3."""
+    """A click group that loads commands on first use, turns our errors into one clear line
+    and exit code 2, and anything unexpected into one line, a trace file and exit code 3."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            load_commands(LAZY_COMMANDS[cmd_name][0])
+        return self.commands.get(cmd_name)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        unknown = getattr(click.exceptions, "NoSuchCommand", None)  # click >= 8.2 suggests close names
+        if unknown and name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            raise unknown(name, possibilities=self.list_commands(ctx), ctx=ctx)  # every name, loaded or not
+        return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from :data:`LAZY_COMMANDS`, without importing a command module."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            command = self.commands.get(name)
+            if command is None:
+                stand_in = click.Command(name, help=LAZY_COMMANDS[name][1])  # shortened the way click does
+                rows.append((name, stand_in.get_short_help_str(limit)))
+            elif not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -205,25 +258,23 @@ def graph_command(files, dialect, schema_path, namespace, out, title) -> None:
     sys.exit(EXIT_INPUT if result.errors else EXIT_OK)
 
 
-_COMMAND_MODULES = ("lineage_auditor.cli_audit", "collectors.cli", "collectors.marquez.cli", "pipelines.cli")
+def load_commands(module_name: str) -> None:
+    """Attach the commands one module defines (its ``COMMANDS``) to the group."""
+    import importlib
+
+    for command in importlib.import_module(module_name).COMMANDS:
+        if command.name not in cli.commands:
+            cli.add_command(command)
 
 
 def _register() -> None:
-    """Attach the commands other packages define (each module's ``COMMANDS``)."""
-    import importlib
-
-    for module_name in _COMMAND_MODULES:
-        for command in importlib.import_module(module_name).COMMANDS:
-            cli.add_command(command)
+    """Attach every command now (tests and tools that walk ``cli.commands``)."""
+    for module_name in dict.fromkeys(module for module, _ in LAZY_COMMANDS.values()):
+        load_commands(module_name)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    try:
-        _register()
-    except Exception as exc:  # noqa: BLE001 - a broken install is still one line, not a traceback
-        report_crash(exc)
-        sys.exit(EXIT_INTERNAL)
     cli.main(args=argv, prog_name="lineage-audit", standalone_mode=True)
 
 

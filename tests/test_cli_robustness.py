@@ -6,6 +6,7 @@ matters is the exit code and what lands on stderr, never a Python traceback.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +15,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHOP = REPO / "examples" / "shop"
 
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, code: str | None = None) -> subprocess.CompletedProcess:
@@ -102,3 +102,49 @@ def test_hostile_input_is_one_error_line_with_file_line_column(tmp_path, name, c
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr
     assert expected.format(f=path) in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) <= 2, done.stderr
+
+
+# ---------------------------------------------------------------- a fast start: --help and --version
+
+HEAVY = ("pandas", "numpy", "scipy", "duckdb", "sqlglot", "networkx", "jinja2", "httpx", "pyvis", "psycopg",
+         "pydantic", "rich", "matplotlib", "openlineage", "orjson", "yaml")
+IMPORTED_AFTER = """
+import json, sys
+from lineage_auditor.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules} & set(%r))))
+""" % (HEAVY,)
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["-h"]])
+def test_help_and_version_import_no_heavy_module(tmp_path, args):
+    """Measured as what got imported, not wall time: the machine's load cannot make it flaky."""
+    done = subprocess.run([sys.executable, "-c", IMPORTED_AFTER, *args], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    *output, imported = done.stdout.strip().splitlines()
+    assert json.loads(imported) == [], f"lineage-audit {' '.join(args)} imported {imported}"
+    text = "\n".join(output)
+    assert ("version" in text) if args == ["--version"] else ("Commands:" in text and "audit" in text)
+
+
+def test_the_command_list_matches_every_command_without_loading_it():
+    """``--help`` lists commands from LAZY_COMMANDS; it must say what each command's own help says."""
+    import importlib
+
+    import click
+
+    from lineage_auditor.cli import LAZY_COMMANDS, cli
+
+    defined = {command.name: command for module, _ in LAZY_COMMANDS.values()
+               for command in importlib.import_module(module).COMMANDS}
+    assert set(defined) == set(LAZY_COMMANDS), "every command module's COMMANDS, and nothing else, is listed"
+    for name, (module, help_text) in LAZY_COMMANDS.items():
+        command = defined[name]
+        assert command in importlib.import_module(module).COMMANDS, f"loading {module} does not define {name}"
+        for limit in (45, 1000):
+            assert click.Command(name, help=help_text).get_short_help_str(limit) == command.get_short_help_str(limit), name
+    assert {"sql", "graph"} <= set(cli.commands), "the commands defined in cli.py itself"
