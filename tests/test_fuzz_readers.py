@@ -254,7 +254,7 @@ def test_schema_files(data, suffix, scratch):
 @FUZZ
 def test_audit_config(data, scratch):
     path = scratch / "lineage-audit.yml"
-    path.write_bytes(mutation(data, (REPO / "examples" / "lineage-audit.yml").read_bytes(), YAML_TYPES))
+    path.write_bytes(mutation(data, (REPO / "pipelines" / "features" / "lineage-audit.yml").read_bytes(), YAML_TYPES))
     with only_our_errors("load_config", path.read_bytes()):
         config = load_config(path)
         config.model_dump()

@@ -2,7 +2,8 @@
 
 Validated with pydantic; every error names the file, line and column of the offending key
 (found by walking the YAML node tree along pydantic's error location), so a typo in a
-forty-line config is one glance away. See ``examples/lineage-audit.yml`` for every option.
+forty-line config is one glance away. See ``pipelines/features/lineage-audit.yml`` (the demo's config, which ``lineage-audit demo``
+copies into the working directory) for every option.
 """
 
 from __future__ import annotations
