@@ -203,7 +203,7 @@ def from_openlineage(raw: Any) -> RunEvent:
         time_key=key,
         run_id=run_id,
         job=JobRef(_text(job, "namespace", "job"), _text(job, "name", "job", required=True)),
-        run_facets=_facets(run.get("facets"), "run.facets"),
+        run_facets=_run_facets(run.get("facets")),
         job_facets=_checked_facets(job.get("facets"), "job.facets"),
         inputs=_datasets(obj.get("inputs"), "inputs"),
         outputs=_datasets(obj.get("outputs"), "outputs"),
@@ -310,6 +310,20 @@ def _facets(value: Any, path: str) -> Mapping[str, Any]:
     for name, facet in facets.items():
         if facet is not None and not isinstance(facet, dict):
             raise EventError(f"{path}.{name}: expected an object, got {_kind(facet)}")
+    return facets
+
+
+def _run_facets(value: Any) -> Mapping[str, Any]:
+    """Run facets; ``parent`` (which job a step belongs to, read by the graph view) is checked."""
+    facets = _facets(value, "run.facets")
+    parent = facets.get("parent")
+    if parent is not None:
+        path = "run.facets.parent"
+        job = _object(parent.get("job"), f"{path}.job")
+        _text(job, "namespace", f"{path}.job")
+        _text(job, "name", f"{path}.job", required=True)
+        if parent.get("run") is not None:
+            _text(_object(parent["run"], f"{path}.run"), "runId", f"{path}.run")
     return facets
 
 
