@@ -173,6 +173,30 @@ def read_yaml(path: str | os.PathLike[str], *, what: str) -> tuple[Any, yaml.Nod
     return load_yaml(read_text(path, what=what), file=str(path))
 
 
+def position(root: yaml.Node | None, loc: tuple[Any, ...], *, at_key: bool = False) -> tuple[int, int]:
+    """Line and column (1-based) of the deepest node along ``loc`` (a validator's error path).
+
+    ``at_key`` points at the last key itself rather than its value (for an unknown key).
+    (0, 0) when there is no document.
+    """
+    node, best = root, root
+    for part in loc:
+        found = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if str(key.value) == str(part):
+                    found, best = value, (key if at_key else value)
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            found = best = node.value[part]
+        if found is None:
+            break
+        node = found
+    if best is None:
+        return (0, 0)
+    return (best.start_mark.line + 1, best.start_mark.column + 1)
+
+
 # ---------------------------------------------------------------------------- JSON
 
 

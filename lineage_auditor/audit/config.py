@@ -12,11 +12,10 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lineage_auditor.errors import LineageAuditError
-from lineage_auditor.textfiles import load_yaml, read_text
+from lineage_auditor.textfiles import load_yaml, position, read_text
 
 DEFAULT_CONFIG = "lineage-audit.yml"
 DEFAULT_BASELINE = ".lineage/baseline.json"
@@ -204,7 +203,7 @@ def parse_config(text: str, *, source: str = DEFAULT_CONFIG) -> AuditConfig:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err.get("loc") or ())
-        line, column = _position(root, loc, at_key=err.get("type") == "extra_forbidden")
+        line, column = position(root, loc, at_key=err.get("type") == "extra_forbidden")
         where = ".".join(str(p) for p in loc) or "config"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise LineageAuditError(f"{where}: {_message(dict(err))}{more}", file=source, line=line, column=column) from None
@@ -217,26 +216,3 @@ def _message(err: dict[str, Any]) -> str:
         return "unknown key"
     msg = str(err.get("msg", "invalid value"))
     return msg.removeprefix("Value error, ")
-
-
-def _position(node: Any, loc: tuple[Any, ...], *, at_key: bool = False) -> tuple[int, int]:
-    """Line and column (1-based) of the deepest YAML node along ``loc``.
-
-    An unknown key points at the key itself, anything else at the value.
-    """
-    best = node
-    for part in loc:
-        nxt = None
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if str(key.value) == str(part):
-                    nxt, best = value, (key if at_key else value)
-                    break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            nxt = best = node.value[part]
-        if nxt is None:
-            break
-        node = nxt
-    if best is None:
-        return (0, 0)
-    return (best.start_mark.line + 1, best.start_mark.column + 1)

@@ -13,11 +13,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from lineage_auditor.errors import LineageAuditError
-from lineage_auditor.textfiles import read_yaml
+from lineage_auditor.textfiles import position, read_yaml
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "specs"
 
@@ -176,28 +175,14 @@ _ADAPTER: TypeAdapter = TypeAdapter(PipelineSpec)
 _TAGS = ("weather", "users_orders")
 
 
-def _node_at(node: yaml.Node, loc: tuple[Any, ...]) -> yaml.Node:
-    """The YAML node a pydantic error location points at (as deep as the document goes)."""
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if str(k.value) == str(key)), None)
-            if match is None:
-                match = next((k for k, _ in node.value if str(k.value) == str(key)), None)
-                return match if match is not None else node
-            node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-    return node
-
-
-def _first_error(path: Path, root: yaml.Node, exc: ValidationError) -> LineageAuditError:
+def _first_error(path: Path, root: Any, exc: ValidationError) -> LineageAuditError:
     err = exc.errors()[0]
     loc = tuple(err["loc"])
     if loc and loc[0] in _TAGS:  # the discriminated union's tag is not part of the document
         loc = loc[1:]
     if err["type"].startswith("union_tag"):
         loc = ("pipeline",)
-    node = _node_at(root, loc)
+    line, column = position(root, loc)
     dotted = ".".join(str(p) for p in loc)
     msg = err["msg"].removeprefix("Value error, ")
     more = len(exc.errors()) - 1
@@ -205,8 +190,8 @@ def _first_error(path: Path, root: yaml.Node, exc: ValidationError) -> LineageAu
     return LineageAuditError(
         f"{dotted or 'spec'}: {msg}{suffix}",
         file=str(path),
-        line=node.start_mark.line + 1,
-        column=node.start_mark.column + 1,
+        line=line,
+        column=column,
     )
 
 
