@@ -280,6 +280,21 @@ def test_invalid_spooled_events_are_set_aside_and_never_block_the_queue(home):
         assert [r.state for r in AuditView.from_events(store.events()).runs()] == ["COMPLETE"] * 3
 
 
+def test_an_invalid_emitted_event_is_set_aside_and_the_next_ones_are_delivered(home):
+    """One bad event from a pipeline costs that event: no cooldown, nothing spooled for replay."""
+    good = [to_event_dict(e) for e in events_of_runs(2)]
+    bad = {**good[0], "run": {"runId": "bad-run"}, "inputs": 5}
+    with emitter_from_config() as emitter:  # the embedded store
+        results = [emitter.emit(e) for e in (good[0], good[1], bad, good[2], good[3])]
+    assert results == [True, True, False, True, True]
+    assert emitter.stats.to_dict() == {"emitted": 5, "delivered": 4, "failed": 1, "spooled": 1, "lost": 0}
+    spool = Spool(home / "spool")
+    assert spool.pending() == [] and len(spool.rejected()) == 1
+    assert "inputs: expected a list, got int" in Path(f"{spool.rejected()[0]}.reason").read_text()
+    with EmbeddedStore(home / "lineage.db") as store:
+        assert keys(list(store.events())) == keys(good)
+
+
 def test_replay_sets_aside_unreadable_spool_files_before_any_target_sees_them(home):
     """Files that are not JSON, not UTF-8, nested too deep, or not an object never reach a target."""
     spool = Spool(home / "spool")
