@@ -1,8 +1,8 @@
 """Every reader of user input, fed mutations of real valid inputs: our error or a result, never a crash.
 
-The inputs are the project's own files (the shop SQL and schema, the example audit config,
+The inputs are the project's own files (the shop SQL and schema, the demo's audit config,
 the shipped pipeline specs, the orders sample, events of the shop's runs, an embedded store
-and a spool holding them) with hostile changes a damaged disk, another producer or an
+and a spool holding them, a saved baseline) with hostile changes a damaged disk, another producer or an
 attacker makes: flipped bytes, a cut-off end, bytes that are not UTF-8, nesting five
 thousand levels deep, values of the wrong type. The only outcomes allowed are success or a
 :class:`LineageAuditError` (which the CLI prints as ``error: file:line:column: ...``).
@@ -309,6 +309,36 @@ def test_event_files(data, suffix, scratch):
     path.write_bytes(mutation(data, base, types))
     with only_our_errors("read_events(file:)", path.read_bytes()):
         consume(list(read_events(f"file:{path}", SkippedEvents())))
+
+
+@pytest.fixture(scope="module")
+def shop_lineage():
+    graph = LineageGraph.from_events(EVENTS)
+    return graph, AuditView.from_events(EVENTS)
+
+
+@given(data=st.data())
+@FUZZ
+def test_baseline_files(data, shop_lineage, scratch):
+    """A saved baseline (lineage and a data sample), damaged or edited: lineage drift and the sample read it."""
+    import pandas as pd
+
+    from lineage_auditor.audit.lineage_drift import load_baseline, snapshot
+    from lineage_auditor.audit.rows import baseline_frame, baseline_sample
+    from lineage_auditor.audit.runner import resolve_targets
+
+    graph, view = shop_lineage
+    doc = snapshot(graph, sorted(resolve_targets(graph, CONFIG)))
+    doc["data"]["features.churn"] = baseline_sample(pd.DataFrame({"user_key": ["a", "b"], "revenue": [1.5, None]}))
+    path = scratch / "baseline.json"
+    path.write_bytes(mutation(data, json.dumps(doc, indent=1).encode(), JSON_TYPES))
+    with only_our_errors("load_baseline", path.read_bytes()):
+        loaded = load_baseline(path)
+        for name in loaded["data"]:
+            baseline_frame(loaded, name)
+        result = run_audit(graph, view, CONFIG, baseline=loaded, checks=["lineage_drift"])
+        crashed = [f for f in result.findings if f.title.endswith("failed to run")]
+        assert not crashed, f"lineage drift crashed on a damaged baseline: {crashed[0].evidence}"
 
 
 @pytest.fixture(scope="module")
