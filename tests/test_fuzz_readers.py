@@ -1,7 +1,7 @@
 """Every reader of user input, fed mutations of real valid inputs: our error or a result, never a crash.
 
 The inputs are the project's own files (the shop SQL and schema, the demo's audit config,
-the shipped pipeline specs, the orders sample, events of the shop's runs, an embedded store
+the shipped pipeline specs, an openlineage.yml, the orders sample, events of the shop's runs, an embedded store
 and a spool holding them, a saved baseline) with hostile changes a damaged disk, another producer or an
 attacker makes: flipped bytes, a cut-off end, bytes that are not UTF-8, nesting five
 thousand levels deep, values of the wrong type. The only outcomes allowed are success or a
@@ -267,6 +267,34 @@ def test_pipeline_specs(data, name, scratch):
     path.write_bytes(mutation(data, (SPEC_DIR / name).read_bytes(), YAML_TYPES))
     with only_our_errors("load_spec", path.read_bytes()):
         load_spec(path)
+
+
+OPENLINEAGE_YML = b"""transport:
+  type: http
+  url: http://127.0.0.1:5000
+  endpoint: api/v1/lineage
+  timeout: 5
+  retries: 2
+  compression: gzip
+  auth:
+    type: api_key
+    apiKey: not-a-real-key
+  custom_headers:
+    X-Team: data
+"""
+
+
+@given(data=st.data())
+@FUZZ
+def test_openlineage_yml(data, scratch):
+    """openlineage.yml, as the emitter reads it (openlineage-python's file, our transports)."""
+    from collectors.emit.config import resolve_transport_config, transport_from_config
+
+    path = scratch / "openlineage.yml"
+    path.write_bytes(mutation(data, OPENLINEAGE_YML, YAML_TYPES))
+    with only_our_errors("openlineage.yml", path.read_bytes()):
+        config, _ = resolve_transport_config(None, environ={"OPENLINEAGE_CONFIG": str(path)}, cwd=scratch)
+        transport_from_config(config, home=scratch).close()
 
 
 ORDERS_BASE = b"\n".join((REPO / "pipelines" / "fixtures" / "orders_sample.csv").read_bytes().split(b"\n")[:40]) + b"\n"
