@@ -297,6 +297,26 @@ def test_openlineage_yml(data, scratch):
         transport_from_config(config, home=scratch).close()
 
 
+ADDRESS_HEADS = ["", "embedded:", "file:", "marquez:", "marquez://", "http:", "http://", "https://",
+                 "marquez:http://", "http:https://", "console", "none", "kafka:"]
+ADDRESS_TAILS = st.text(alphabet=st.sampled_from(list("[]:@/?#%.-_aZ09 \\\x00\u00e9")), max_size=30)
+
+
+@given(head=st.sampled_from(ADDRESS_HEADS), tail=ADDRESS_TAILS)
+@FUZZ
+def test_store_addresses(head, tail, scratch):
+    """``--store`` / ``--lineage`` addresses: parsed, described and turned into a transport."""
+    from collectors.emit.config import transport_from_config
+    from collectors.store.address import describe, parse_address
+
+    text = head + tail
+    with only_our_errors("parse_address", text.encode("utf-8", "replace")):
+        config = parse_address(text)
+        describe(config)
+        if config["type"] in ("http", "marquez"):
+            transport_from_config(config, home=scratch).close()
+
+
 ORDERS_BASE = b"\n".join((REPO / "pipelines" / "fixtures" / "orders_sample.csv").read_bytes().split(b"\n")[:40]) + b"\n"
 
 
