@@ -15,7 +15,8 @@ $(BIN)/lineage-audit: setup.cfg pyproject.toml
 
 install: $(BIN)/lineage-audit
 
-AUDIT := --config examples/lineage-audit.yml
+# The demo leaves its audit config, ./lineage-audit.yml, which audit and report read by default.
+AUDIT :=
 
 ## Command 1: the main job end to end on embedded defaults: both pipelines offline into
 ## DuckDB with lineage in the embedded store, the churn feature table, its audit and report.

@@ -94,7 +94,8 @@ def _print_replay(result: Any, spool_dir: Path) -> None:
         click.echo(f"stopped: {result.error}; events stay in {spool_dir} - run replay again when the target is up", err=True)
     if result.rejected:
         click.echo(
-            f"{len(result.rejected)} event(s) refused by the target, set aside in {Path(spool_dir) / 'rejected'}",
+            f"{len(result.rejected)} event(s) invalid or refused by the target, set aside with the reason "
+            f"in {Path(spool_dir) / 'rejected'}",
             err=True,
         )
 

@@ -11,11 +11,12 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from lineage_auditor.errors import EventError, StoreError
+from lineage_auditor.textfiles import decode_utf8, load_json
 
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 JSON_SUFFIXES = (".json",)
@@ -47,27 +48,14 @@ def event_identity(event: dict[str, Any]) -> tuple[str, str, str]:
 Located = tuple[str, int]  # (file, line) an event was read from
 
 
-def _error(path: Path, exc: json.JSONDecodeError, line_offset: int = 0) -> EventError:
-    return EventError(f"invalid JSON: {exc.msg}", file=str(path), line=exc.lineno + line_offset, column=exc.colno)
+def parse_event_bytes(path: Path, data: bytes, line: int = 1) -> Any:
+    """JSON bytes read from ``path`` (starting at ``line``) as a value; EventError at file:line:column."""
+    text = decode_utf8(data, file=str(path), line=line if line > 1 else 0, error=EventError)
+    return load_json(text, file=str(path), line=line, error=EventError)
 
 
-def _decode(path: Path, data: bytes, line: int) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise EventError(f"not UTF-8 text ({exc.reason} at byte {exc.start + 1})", file=str(path), line=line) from None
-
-
-def _loads(path: Path, text: str, line: int) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _error(path, exc, line - 1) from None
-    except RecursionError:
-        raise EventError("JSON nested too deeply to be an OpenLineage event", file=str(path), line=line) from None
-
-
-def _check_object(value: Any, path: Path, line: int) -> dict[str, Any]:
+def as_event_object(value: Any, path: Path, line: int) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else the EventError saying what it is instead."""
     if not isinstance(value, dict):
         raise EventError(
             f"expected an OpenLineage event (a JSON object), got {type(value).__name__}",
@@ -77,39 +65,67 @@ def _check_object(value: Any, path: Path, line: int) -> dict[str, Any]:
     return value
 
 
-def _iter_ndjson(path: Path) -> Iterator[tuple[Located, dict[str, Any]]]:
+OnBadLine = Callable[[EventError], None]
+
+
+def _skip_or_raise(error: EventError, on_error: OnBadLine | None) -> None:
+    if on_error is None:
+        raise error
+    on_error(error)
+
+
+def _iter_ndjson(path: Path, on_error: OnBadLine | None) -> Iterator[tuple[Located, dict[str, Any]]]:
     with path.open("rb") as handle:
         for number, data in enumerate(handle, start=1):
             if not data.strip():
                 continue
-            value = _loads(path, _decode(path, data, number), number)
-            yield (str(path), number), _check_object(value, path, number)
+            try:
+                event = as_event_object(parse_event_bytes(path, data, number), path, number)
+            except EventError as exc:  # one bad line costs that line only
+                _skip_or_raise(exc, on_error)
+                continue
+            yield (str(path), number), event
 
 
-def _iter_json(path: Path) -> Iterator[tuple[Located, dict[str, Any]]]:
-    value = _loads(path, _decode(path, path.read_bytes(), 1), 1)
+def _iter_json(path: Path, on_error: OnBadLine | None) -> Iterator[tuple[Located, dict[str, Any]]]:
+    try:
+        value = parse_event_bytes(path, path.read_bytes())
+    except EventError as exc:
+        _skip_or_raise(exc, on_error)
+        return
     items = value if isinstance(value, list) else [value]
     for item in items:
-        yield (str(path), 1), _check_object(item, path, 1)
+        try:
+            event = as_event_object(item, path, 1)
+        except EventError as exc:
+            _skip_or_raise(exc, on_error)
+            continue
+        yield (str(path), 1), event
 
 
-def iter_located_events(path: str | os.PathLike[str]) -> Iterator[tuple[Located, dict[str, Any]]]:
-    """Events with the (file, line) they were read from; see :func:`iter_events`."""
+def iter_located_events(
+    path: str | os.PathLike[str], on_error: OnBadLine | None = None
+) -> Iterator[tuple[Located, dict[str, Any]]]:
+    """Events with the (file, line) they were read from; see :func:`iter_events`.
+
+    With ``on_error``, a line that is not a JSON object (not UTF-8, cut short, nested too
+    deep) is handed to it and reading goes on; without, it raises.
+    """
     path = Path(path)
     if path.is_dir():
         for child in sorted(path.iterdir()):
             if child.name.startswith(".") or not child.is_file():
                 continue
             if child.suffix in NDJSON_SUFFIXES + JSON_SUFFIXES:
-                yield from iter_located_events(child)
+                yield from iter_located_events(child, on_error)
         return
     if not path.exists():
         raise StoreError("no such file", file=str(path))
     try:
         if path.suffix in NDJSON_SUFFIXES:
-            yield from _iter_ndjson(path)
+            yield from _iter_ndjson(path, on_error)
         else:
-            yield from _iter_json(path)
+            yield from _iter_json(path, on_error)
     except OSError as exc:
         raise StoreError(f"cannot read: {exc.strerror or exc}", file=str(path)) from None
 

@@ -98,7 +98,7 @@ def read_events(spec: str | None = None, skipped: SkippedEvents | None = None) -
 def _file_events(path: Path, skipped: SkippedEvents | None) -> Iterator[RunEvent]:
     """Events of NDJSON/JSON files, each once (a re-sent event appended twice counts once)."""
     seen: set[tuple[str, str, str]] = set()
-    for (file, line), raw in iter_located_events(path):
+    for (file, line), raw in iter_located_events(path, skipped):
         if is_static_event(raw):
             continue
         try:

@@ -1,7 +1,8 @@
 """The ``lineage-audit`` command line: the one place that wires the packages together.
 
 Exit codes (every command): 0 ok, 1 findings at or above ``--fail-on``, 2 usage or input
-error. Commands that drive one package live next to it (``collectors/cli.py``,
+error, 3 an unexpected internal error (a bug: one line on stderr names the file holding the
+full trace), so a CI gate can tell a crash from a finding. Commands that drive one package live next to it (``collectors/cli.py``,
 ``pipelines/cli.py``, ``lineage_auditor/cli_audit.py``) and are registered here.
 """
 
@@ -20,21 +21,80 @@ from lineage_auditor.scrub import scrub_text
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_INPUT = 2
+EXIT_INTERNAL = 3
+CRASH_PREFIX = "lineage-audit-crash-"
 
 DIALECTS = ("ansi", "postgres", "duckdb", "bigquery", "snowflake", "spark", "databricks", "hive",
             "mysql", "tsql", "trino", "presto", "redshift", "sqlite", "oracle", "clickhouse", "teradata")
 
 
+# Commands other packages define: name -> (module whose ``COMMANDS`` holds it, the first
+# paragraph of its help). Modules load only when one of their commands runs, so ``--help``,
+# ``--version`` and every light command start without pandas, duckdb, sqlglot or httpx; the
+# help is repeated here for the command list, and a test holds it equal to each docstring.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "audit": ("lineage_auditor.cli_audit",
+              "Audit AI datasets: lineage, drift, freshness, PII propagation, coverage and failed data-quality assertions."),
+    "baseline": ("lineage_auditor.cli_audit",
+                 "Save the lineage (and data samples) that later audits compare against."),
+    "report": ("lineage_auditor.cli_audit", "Write a datasheet-style audit report for one AI dataset."),
+    "replay": ("collectors.cli", "Deliver spooled OpenLineage events to the lineage target, in order."),
+    "lineage": ("collectors.cli", "Query recorded lineage (embedded store, Marquez or OpenLineage files)."),
+    "marquez": ("collectors.marquez.cli", "Run a local Marquez lineage server (no Docker needed)."),
+    "collect": ("collectors.marquez.cli", "Copy OpenLineage events from one lineage store to another."),
+    "run": ("pipelines.cli", "Run a reference pipeline once, emitting OpenLineage events for every step."),
+    "demo": ("pipelines.cli", "Run both reference pipelines offline end to end and draw their lineage."),
+    "mock-api": ("pipelines.sources.cli",
+                 "Serve the mock users REST API (paginated users, bearer auth, fault injection)."),
+    "pipelines": ("pipelines.dsl.cli", "Pipelines as YAML specs (apiVersion: lineage-audit/v1, kind: Pipeline)."),
+    "generate-orders": ("pipelines.sources.cli",
+                        "Write a seeded orders CSV (order_id,user_id,order_ts,amount,currency,status)."),
+}
+
+
 class AuditGroup(click.Group):
-    """A click group that turns our errors into one clear line and exit code 2.
+    """A click group that loads commands on first use, turns our errors into one clear line
+    and exit code 2, and anything unexpected into one line, a trace file and exit code 3.
 
     The line is scrubbed of secrets whatever raised it: an address given on the command
     line (``marquez:http://user:password@host``) may be quoted in any message.
     """
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            load_commands(LAZY_COMMANDS[cmd_name][0])
+        return self.commands.get(cmd_name)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        unknown = getattr(click.exceptions, "NoSuchCommand", None)  # click >= 8.2 suggests close names
+        if unknown and name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            raise unknown(name, possibilities=self.list_commands(ctx), ctx=ctx)  # every name, loaded or not
+        return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from :data:`LAZY_COMMANDS`, without importing a command module."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            command = self.commands.get(name)
+            if command is None:
+                stand_in = click.Command(name, help=LAZY_COMMANDS[name][1])  # shortened the way click does
+                rows.append((name, stand_in.get_short_help_str(limit)))
+            elif not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # click's own: usage errors (exit 2), ctx.exit(n), Ctrl-C
         except LineageAuditError as exc:
             click.echo(f"error: {scrub_text(str(exc))}", err=True)
             ctx.exit(EXIT_INPUT)
@@ -43,6 +103,42 @@ class AuditGroup(click.Group):
             msg = f"{name}: {exc.strerror}" if name and exc.strerror else str(exc)
             click.echo(f"error: {scrub_text(msg)}", err=True)
             ctx.exit(EXIT_INPUT)
+        except Exception as exc:  # noqa: BLE001 - a bug: never a traceback, never exit 1
+            report_crash(exc)
+            ctx.exit(EXIT_INTERNAL)
+
+
+def report_crash(exc: BaseException) -> str:
+    """Write the full trace (scrubbed of secrets) to a file, say so in one line; the file's path.
+
+    The one line is what a CI log shows; the file is what a bug report needs.
+    """
+    import os
+    import tempfile
+    import traceback
+
+    from lineage_auditor.scrub import scrub_text
+
+    trace = scrub_text("".join(traceback.format_exception(exc)))
+    summary = scrub_text(f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__)
+    try:
+        fd, path = tempfile.mkstemp(prefix=CRASH_PREFIX, suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(f"lineage-audit {_version()}\n{scrub_text(' '.join(sys.argv))}\n\n{trace}")
+        where = f"full trace in {path}"
+    except OSError as write_error:
+        path, where = "", f"could not write the trace ({write_error.strerror})"
+    click.echo(f"internal error: {summary[:300]} (a bug in lineage-audit; {where})", err=True)
+    return path
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lineage-audit")
+    except PackageNotFoundError:
+        return "(not installed)"
 
 
 @click.group(cls=AuditGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -56,7 +152,8 @@ def cli() -> None:
       lineage-audit graph models/*.sql -o lineage.html
       lineage-audit demo
 
-    Exit codes: 0 ok, 1 findings at or above --fail-on, 2 usage or input error.
+    Exit codes: 0 ok, 1 findings at or above --fail-on, 2 usage or input error,
+    3 internal error (a bug; stderr names the file with the full trace).
     """
 
 
@@ -167,21 +264,23 @@ def graph_command(files, dialect, schema_path, namespace, out, title) -> None:
     sys.exit(EXIT_INPUT if result.errors else EXIT_OK)
 
 
-_COMMAND_MODULES = ("lineage_auditor.cli_audit", "collectors.cli", "collectors.marquez.cli", "pipelines.cli")
+def load_commands(module_name: str) -> None:
+    """Attach the commands one module defines (its ``COMMANDS``) to the group."""
+    import importlib
+
+    for command in importlib.import_module(module_name).COMMANDS:
+        if command.name not in cli.commands:
+            cli.add_command(command)
 
 
 def _register() -> None:
-    """Attach the commands other packages define (each module's ``COMMANDS``)."""
-    import importlib
-
-    for module_name in _COMMAND_MODULES:
-        for command in importlib.import_module(module_name).COMMANDS:
-            cli.add_command(command)
+    """Attach every command now (tests and tools that walk ``cli.commands``)."""
+    for module_name in dict.fromkeys(module for module, _ in LAZY_COMMANDS.values()):
+        load_commands(module_name)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    _register()
     cli.main(args=argv, prog_name="lineage-audit", standalone_mode=True)
 
 

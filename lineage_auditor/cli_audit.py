@@ -77,6 +77,11 @@ def _run(dataset: str | None, store: str | None, config_path: str | None, baseli
     from lineage_auditor.audit.runner import run_audit
 
     config = _config(config_path)
+    if not dataset and not config.ai_datasets:  # an audit of nothing must not pass
+        where = config.source_file or f"the defaults (no ./{DEFAULT_CONFIG} here)"
+        raise LineageAuditError(
+            f"no AI datasets declared in {where}: add ai_datasets to {DEFAULT_CONFIG}, name one with "
+            "--dataset, or run `lineage-audit demo` for an example config")
     graph, view, _, skipped = _load(store, config, dataset)
     baseline = _baseline(baseline_path, config)
     result = run_audit(graph, view, config, dataset=dataset, baseline=baseline, load_rows=load_rows,

@@ -288,8 +288,8 @@ def from_openlineage(raw: Any, *, strict: bool = True) -> RunEvent:
         time_key=key,
         run_id=run_id,
         job=JobRef(_text(job, "namespace", "job"), _text(job, "name", "job", required=True)),
-        run_facets=_facets(run.get("facets"), "run.facets"),
-        job_facets=_facets(job.get("facets"), "job.facets"),
+        run_facets=_run_facets(run.get("facets")),
+        job_facets=_checked_facets(job.get("facets"), "job.facets"),
         inputs=_datasets(obj.get("inputs"), "inputs", strict),
         outputs=_datasets(obj.get("outputs"), "outputs", strict),
         producer=str(obj.get("producer") or ""),
@@ -378,7 +378,7 @@ def _datasets(value: Any, path: str, strict: bool) -> tuple[EventDataset, ...]:
         where = f"{path}[{i}]"
         obj = _object(item, where)
         ref = dataset_ref(_text(obj, "namespace", where), _text(obj, "name", where, required=True))
-        facets = _facets(obj.get("facets"), f"{where}.facets")
+        facets = _checked_facets(obj.get("facets"), f"{where}.facets")
         _check_dataset_facets(facets, f"{where}.facets", strict)
         input_facets = _facets(obj.get("inputFacets"), f"{where}.inputFacets")
         output_facets = _facets(obj.get("outputFacets"), f"{where}.outputFacets")
@@ -398,6 +398,54 @@ def _facets(value: Any, path: str) -> Mapping[str, Any]:
     return facets
 
 
+def _run_facets(value: Any) -> Mapping[str, Any]:
+    """Run facets; ``parent`` (which job a step belongs to, read by the graph view) is checked."""
+    facets = _facets(value, "run.facets")
+    parent = facets.get("parent")
+    if parent is not None:
+        path = "run.facets.parent"
+        job = _object(parent.get("job"), f"{path}.job")
+        _text(job, "namespace", f"{path}.job")
+        _text(job, "name", f"{path}.job", required=True)
+        if parent.get("run") is not None:
+            _text(_object(parent["run"], f"{path}.run"), "runId", f"{path}.run")
+    return facets
+
+
+# Text fields of job and dataset facets that readers show or parse (the graph, the checks,
+# the reports): when present they must be strings.
+_TEXT_FIELDS = {
+    "documentation": ("description",),
+    "sql": ("query", "dialect"),
+    "lifecycleStateChange": ("lifecycleStateChange",),
+}
+
+
+def _checked_facets(value: Any, path: str) -> Mapping[str, Any]:
+    """A job's or dataset's facets, with the fields readers use checked (owners, tags, text)."""
+    facets = _facets(value, path)
+    owners = facets.get("ownership")
+    if owners is not None:
+        for i, owner in enumerate(_list(owners.get("owners"), f"{path}.ownership.owners")):
+            where = f"{path}.ownership.owners[{i}]"
+            obj = _object(owner, where)
+            _text(obj, "name", where)
+            _text(obj, "type", where)
+    tags = facets.get("tags")
+    if tags is not None:
+        for i, tag in enumerate(_list(tags.get("tags"), f"{path}.tags.tags")):
+            where = f"{path}.tags.tags[{i}]"
+            obj = _object(tag, where)
+            for key in ("key", "value", "source", "field"):
+                _text(obj, key, where)
+    for name, keys in _TEXT_FIELDS.items():
+        facet = facets.get(name)
+        if facet is not None:
+            for key in keys:
+                _text(facet, key, f"{path}.{name}")
+    return facets
+
+
 def _check_dataset_facets(facets: Mapping[str, Any], path: str, strict: bool) -> None:
     schema = facets.get("schema")
     if schema is not None:
@@ -405,14 +453,6 @@ def _check_dataset_facets(facets: Mapping[str, Any], path: str, strict: bool) ->
     lineage = facets.get("columnLineage")
     if lineage is not None and strict:
         _check_column_lineage(lineage, f"{path}.columnLineage")
-    owners = facets.get("ownership")
-    if owners is not None:
-        for i, owner in enumerate(_list(owners.get("owners"), f"{path}.ownership.owners")):
-            _text(_object(owner, f"{path}.ownership.owners[{i}]"), "name", f"{path}.ownership.owners[{i}]")
-    tags = facets.get("tags")
-    if tags is not None:
-        for i, tag in enumerate(_list(tags.get("tags"), f"{path}.tags.tags")):
-            _object(tag, f"{path}.tags.tags[{i}]")
 
 
 def _check_fields(value: Any, path: str, depth: int) -> None:
@@ -487,9 +527,20 @@ def _good_input_fields(value: Any) -> bool:
         if not name or not column:
             return False
         steps = item.get("transformations")
-        if steps is not None and (type(steps) is not list or any(type(t) is not dict for t in steps)):
+        if steps is not None and (type(steps) is not list or not all(_good_transformation(t) for t in steps)):
             return False
     return True
+
+
+def _good_transformation(t: Any) -> bool:
+    if type(t) is not dict:
+        return False
+    for key in ("type", "subtype", "description"):
+        value = t.get(key)
+        if value is not None and type(value) is not str:
+            return False
+    masking = t.get("masking")
+    return masking is None or type(masking) is bool
 
 
 def _check_input_fields(value: Any, path: str) -> None:
@@ -500,7 +551,13 @@ def _check_input_fields(value: Any, path: str) -> None:
         _text(obj, "name", where, required=True)
         _text(obj, "field", where, required=True)
         for j, t in enumerate(_list(obj.get("transformations"), f"{where}.transformations")):
-            _object(t, f"{where}.transformations[{j}]")
+            step = f"{where}.transformations[{j}]"
+            transformation = _object(t, step)
+            for key in ("type", "subtype", "description"):
+                _text(transformation, key, step)
+            masking = transformation.get("masking")
+            if masking is not None and not isinstance(masking, bool):
+                raise EventError(f"{step}.masking: expected true or false, got {_kind(masking)}")
 
 
 def _check_stats(input_facets: Mapping[str, Any], output_facets: Mapping[str, Any], where: str) -> None:

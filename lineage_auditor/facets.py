@@ -82,7 +82,7 @@ def lineage_from_facet(dataset: DatasetRef, facet: dict[str, Any]) -> DatasetLin
         OutputField(
             name=name.split("#", 1)[0] if "#" in name and name.rsplit("#", 1)[1].isdigit() else name,
             position=i,
-            inputs=[InputField.from_json(x) for x in spec.get("inputFields", [])],
+            inputs=[InputField.from_json(x) for x in spec.get("inputFields") or []],
         )
         for i, (name, spec) in enumerate((facet.get("fields") or {}).items())
     ]

@@ -173,7 +173,7 @@ class Transformation:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Transformation":
         return cls(
-            type=str(data.get("type", "")),
+            type=str(data.get("type") or ""),
             subtype=str(data.get("subtype", "") or ""),
             masking=bool(data.get("masking", False)),
             description=str(data.get("description", "") or ""),
@@ -210,8 +210,8 @@ class InputField:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "InputField":
-        ref = column_ref(dataset_ref(data.get("namespace", ""), data["name"]), data["field"])
-        return cls(ref, [_transformation(t) for t in data.get("transformations", [])])
+        ref = column_ref(dataset_ref(data.get("namespace") or "", data["name"]), data["field"])
+        return cls(ref, [_transformation(t) for t in data.get("transformations") or []])
 
 
 @dataclass(slots=True)

@@ -17,7 +17,6 @@ from typing import Any
 import click
 
 from lineage_auditor.errors import LineageAuditError
-from pipelines.dsl.cli import COMMANDS as DSL_COMMANDS
 from pipelines.sources.cli import COMMANDS as SOURCE_COMMANDS
 
 LINEAGE_HELP = "Where lineage goes: embedded[:PATH] | marquez:URL | http:URL | file:PATH | console | none " \
@@ -252,6 +251,8 @@ def demo_command(out: Path, lineage: str, fmt: str) -> None:
     Starts the mock users API and the Open-Meteo replay on 127.0.0.1, runs weather (every
     recorded day) and users-orders (sample orders CSV) into a DuckDB file, records every
     OpenLineage event in the embedded store, prints a summary and writes lineage.html.
+    Leaves the demo's audit config, lineage-audit.yml, in the current folder (unless one is
+    there already: never overwritten), so `lineage-audit audit` next audits the feature table.
     Exit codes: 0 every run completed, 1 a run failed, 2 bad options.
 
     \b
@@ -263,7 +264,7 @@ def demo_command(out: Path, lineage: str, fmt: str) -> None:
     from pipelines.demo import run_demo
 
     with _progress(4, fmt) as progress:
-        result = run_demo(out, lineage=lineage, progress=progress, write_graph=_graph_writer())
+        result = run_demo(out, lineage=lineage, progress=progress, write_graph=_graph_writer(), config_dir=Path.cwd())
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
@@ -273,6 +274,8 @@ def demo_command(out: Path, lineage: str, fmt: str) -> None:
 
 def _print_demo(result: Any) -> None:
     from rich.table import Table
+
+    from pipelines.demo import AUDIT_CONFIG
 
     console = _console()
     console.print(_runs_table(result.runs))
@@ -290,6 +293,12 @@ def _print_demo(result: Any) -> None:
     console.print(f"lineage:   {result.store}", highlight=False)
     if result.graph:
         console.print(f"graph:     {result.graph}", highlight=False)
+    if result.config_written:
+        console.print(f"audit:     wrote {result.config.name}, the demo's audit config; next: "
+                      "lineage-audit audit (or report -D features.churn_features)", highlight=False)
+    elif result.config is not None:
+        console.print(f"audit:     {result.config.name} already here, left unchanged (the demo's is "
+                      f"{AUDIT_CONFIG}); lineage-audit audit reads it", highlight=False)
     for note in result.notes:
         console.print(f"[yellow]note[/yellow]: {note}")
     for run in result.runs:
@@ -297,4 +306,4 @@ def _print_demo(result: Any) -> None:
             console.print(f"[red]error[/red] {run.pipeline}: {run.error}", highlight=False)
 
 
-COMMANDS = [run_group, demo_command, *SOURCE_COMMANDS, *DSL_COMMANDS]
+COMMANDS = [run_group, demo_command, *SOURCE_COMMANDS]

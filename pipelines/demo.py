@@ -4,6 +4,11 @@ Runs the weather pipeline against the local Open-Meteo replay for every recorded
 users-orders against the bundled mock users API and the sample orders CSV, all into one
 DuckDB warehouse. Returns the run summaries and every event emitted, so the caller can print
 a summary and draw the lineage graph.
+
+It also leaves the demo's audit config, ``lineage-audit.yml``, in the working directory (never
+over an existing one), pointing at the warehouse it built: ``lineage-audit audit`` and
+``report`` read it by default, so a new user's next command audits the churn feature table
+instead of checking nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from pipelines.weather.pipeline import recorded_days, run_weather
 
 WAREHOUSE = "warehouse.duckdb"
 GRAPH = "lineage.html"
+AUDIT_CONFIG = Path(__file__).resolve().parent / "features" / "lineage-audit.yml"
+AUDIT_CONFIG_NAME = "lineage-audit.yml"  # the name ``audit`` looks for (lineage_auditor.audit.config)
+# How the shipped config names the warehouse (``make demo``'s out/demo); replaced by the real one.
+CONFIG_WAREHOUSE = "duckdb:out/demo/warehouse.duckdb"
 
 
 @dataclass
@@ -33,6 +42,8 @@ class DemoResult:
     store: str
     graph: Path | None = None
     notes: list[str] = field(default_factory=list)
+    config: Path | None = None
+    config_written: bool = False
 
     @property
     def ok(self) -> bool:
@@ -55,6 +66,7 @@ class DemoResult:
         return {
             "ok": self.ok, "totals": self.totals(), "warehouse": str(self.warehouse), "store": self.store,
             "graph": str(self.graph) if self.graph else None, "notes": self.notes,
+            "audit_config": {"path": str(self.config) if self.config else None, "written": self.config_written},
             "runs": [r.to_dict() for r in self.runs],
         }
 
@@ -84,8 +96,12 @@ def run_demo(
     home: str | Path | None = None,
     progress: Progress = quiet,
     write_graph: Callable[[list[dict[str, Any]], Path], Path] | None = None,
+    config_dir: Path | None = None,
 ) -> DemoResult:
-    """Run both pipelines offline into ``out/warehouse.duckdb``; draw the graph with ``write_graph``."""
+    """Run both pipelines offline into ``out/warehouse.duckdb``; draw the graph with ``write_graph``.
+
+    With ``config_dir``, the demo's audit config is written there unless one exists.
+    """
     out.mkdir(parents=True, exist_ok=True)
     weather: WeatherSpec = builtin_spec("weather")  # type: ignore[assignment]
     users_orders: UsersOrdersSpec = builtin_spec("users_orders")  # type: ignore[assignment]
@@ -105,7 +121,31 @@ def run_demo(
         result.graph = write_graph(events, out / GRAPH)
     else:
         result.notes.append("HTML lineage graph not written (no graph writer available)")
+    if config_dir is not None:
+        result.config, result.config_written = write_audit_config(config_dir, result.warehouse)
     return result
+
+
+def write_audit_config(folder: Path, warehouse: Path) -> tuple[Path, bool]:
+    """The demo's audit config as ``folder/lineage-audit.yml``, naming ``warehouse``; never overwrites.
+
+    Returns the path and whether it was written. The warehouse is written relative to
+    ``folder`` when it lies inside it (the config then keeps working if the folder moves).
+    """
+    target = folder / AUDIT_CONFIG_NAME
+    text = AUDIT_CONFIG.read_text(encoding="utf-8")
+    if CONFIG_WAREHOUSE not in text:
+        raise RuntimeError(f"{AUDIT_CONFIG} no longer names {CONFIG_WAREHOUSE}")  # caught by the test suite
+    try:
+        shown = warehouse.resolve().relative_to(folder.resolve())
+    except ValueError:
+        shown = warehouse.resolve()
+    try:
+        with target.open("x", encoding="utf-8") as handle:  # exclusive: an existing config is never replaced
+            handle.write(text.replace(CONFIG_WAREHOUSE, f"duckdb:{shown}"))
+    except FileExistsError:
+        return target, False
+    return target, True
 
 
 def _churn_features(env: Environment) -> RunSummary:

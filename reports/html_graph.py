@@ -4,6 +4,13 @@ What it draws: a table view (datasets and jobs) and a column view (columns group
 their dataset), laid out left to right by lineage depth, with a search box and a side panel
 listing a node's columns and its upstream and downstream.
 
+Readable on first view, without zooming: labels are short and never cut (a file shows its
+basename, a name drops the prefix every dataset of its namespace shares, a pipeline step
+drops its pipeline's name) and wrap after dots and underscores onto short lines; layers are spaced by their
+widest label rather than a fixed grid; the full namespace and name are on hover. A parent
+job (a pipeline whose steps are jobs of their own) reads and writes nothing itself, so it is
+not drawn as a floating node: its steps say which pipeline they belong to.
+
 How, and why this way (measured, see the design notes): vis-network, the library pyvis
 bundles, is inlined from the installed pyvis package so the page needs no network; node
 positions are computed here (layered by lineage depth) and drawn with physics off, because
@@ -25,7 +32,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -39,8 +46,15 @@ HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
 ASSETS = HERE / "assets"
 
-# Layout grid, in canvas pixels.
-TABLE_X, TABLE_Y = 250, 64
+# Layout, in canvas pixels. Table view: layers are as far apart as their widest labels
+# need (CHAR_PX per character at the page's label font, plus the node's margins) plus
+# LAYER_GAP for the edges; rows TABLE_Y apart leave room for two-line labels.
+TABLE_Y = 84
+CHAR_PX, NODE_PAD, LAYER_GAP = 8.8, 22, 40
+# Characters per label line before wrapping after a dot, slash or underscore. Short lines
+# are what lets a graph of many layers fit a laptop screen at a readable size: the width a
+# layer needs is its longest line.
+LABEL_LINE = 12
 COLUMN_X, ROW, BLOCK_GAP = 330, 30, 36
 MAX_SQL_CHARS = 20_000
 
@@ -143,12 +157,16 @@ def graph_view_data(graph: LineageGraph, *, focus: DatasetRef | None = None) -> 
     """
     if focus is not None and focus not in graph:
         raise LineageAuditError(f"dataset {focus} is not in the graph")
-    datasets, jobs = graph.datasets(), graph.jobs()
+    parents = _parent_jobs(graph)
+    # A parent that reads and writes nothing itself is drawn as its steps' group, not as a node.
+    groups = {p for p in parents.values() if p in graph and not graph.job_inputs(p) and not graph.job_outputs(p)}
+    datasets, jobs = graph.datasets(), [j for j in graph.jobs() if j not in groups]
     ids: dict[Any, str] = {d: f"d{i}" for i, d in enumerate(datasets)}
     ids.update({j: f"j{i}" for i, j in enumerate(jobs)})
     columns = [c for d in datasets for c in graph.columns(d)]
     ids.update({c: f"c{i}" for i, c in enumerate(columns)})
-    table_pos = _table_positions(graph)
+    labels = _labels(datasets, jobs, parents)
+    table_pos = _table_positions(graph, [*datasets, *jobs], labels)
     column_pos = _column_positions(graph, table_pos)
 
     def id_list(nodes: list[Any]) -> list[str]:
@@ -158,7 +176,7 @@ def graph_view_data(graph: LineageGraph, *, focus: DatasetRef | None = None) -> 
     for d in datasets:
         info = graph.info(d)
         out_datasets.append({
-            "id": ids[d], "ns": d.namespace, "name": d.name,
+            "id": ids[d], "ns": d.namespace, "name": d.name, "label": labels[d],
             "desc": str(info.get("description") or ""),
             "owners": [_owner_text(o) for o in info.get("owners") or []],
             "tags": [_tag_text(t) for t in info.get("tags") or []],
@@ -171,7 +189,8 @@ def graph_view_data(graph: LineageGraph, *, focus: DatasetRef | None = None) -> 
     for j in jobs:
         run = graph.latest_run(j)
         out_jobs.append({
-            "id": ids[j], "ns": j.namespace, "name": j.name, "state": run.state if run else "",
+            "id": ids[j], "ns": j.namespace, "name": j.name, "label": labels[j], "state": run.state if run else "",
+            "group": parents[j].name if j in parents else "",
             "sql": str(graph.info(j).get("sql") or "")[:MAX_SQL_CHARS],
             "ins": id_list(graph.job_inputs(j)), "outs": id_list(graph.job_outputs(j)),
             "x": table_pos[j][0], "y": table_pos[j][1],
@@ -205,15 +224,87 @@ def _column_edges(graph: LineageGraph, ids: dict[Any, str]) -> list[list[Any]]:
     return rows
 
 
-def _table_positions(graph: LineageGraph) -> dict[Any, tuple[float, float]]:
+def _parent_jobs(graph: LineageGraph) -> dict[JobRef, JobRef]:
+    """Each step's parent job, from its latest run's OpenLineage ``parent`` facet."""
+    found: dict[JobRef, JobRef] = {}
+    for job in graph.jobs():
+        run = graph.latest_run(job)
+        facet = (run.facets.get("parent") or {}) if run else {}
+        ref = facet.get("job")
+        if ref:
+            parent = JobRef(str(ref.get("namespace") or ""), str(ref["name"]))
+            if parent != job:
+                found[job] = parent
+    return found
+
+
+def _labels(datasets: list[DatasetRef], jobs: list[JobRef], parents: dict[JobRef, JobRef]) -> dict[Any, str]:
+    """Short, uncut labels (wrapped at dots); the full names stay in the data for hover and panel."""
+    short: dict[Any, str] = {}
+    by_namespace: dict[str, list[DatasetRef]] = defaultdict(list)
+    for d in datasets:
+        by_namespace[d.namespace].append(d)
+    for namespace, group in by_namespace.items():
+        prefix = _shared_prefix([d.name for d in group]) if len(group) > 1 else ""
+        for d in group:
+            if namespace.startswith("file") and "/" in d.name:
+                short[d] = PurePosixPath(d.name).name or d.name
+            else:
+                short[d] = d.name[len(prefix):]
+    taken = [short[d] for d in datasets]
+    for d in datasets:  # a shortened name that two datasets share says too little
+        if taken.count(short[d]) > 1:
+            short[d] = d.name
+    for j in jobs:
+        parent = parents.get(j)
+        step = j.name[len(parent.name) + 1:] if parent and j.name.startswith(parent.name + ".") else ""
+        short[j] = step or j.name
+    return {node: _wrap(text) for node, text in short.items()}
+
+
+def _shared_prefix(names: list[str]) -> str:
+    """The dotted prefix (``warehouse.``) every name starts with, leaving each at least one part."""
+    parts = [name.split(".") for name in names]
+    common = 0
+    while all(len(p) > common + 1 for p in parts) and len({p[common] for p in parts}) == 1:
+        common += 1
+    return "".join(part + "." for part in parts[0][:common])
+
+
+def _wrap(text: str, width: int = LABEL_LINE) -> str:
+    """Break a long name after dots, slashes or underscores into lines of about ``width`` characters."""
+    if len(text) <= width:
+        return text
+    lines, line = [], ""
+    for piece in re.findall(r"[^./_]+[./_]*|[./_]+", text):
+        if line and len(line) + len(piece) > width:
+            lines.append(line)
+            line = ""
+        line += piece
+    return "\n".join([*lines, line])
+
+
+def _label_width(label: str) -> float:
+    return max(len(line) for line in label.split("\n")) * CHAR_PX + NODE_PAD
+
+
+def _table_positions(graph: LineageGraph, nodes: list[Any], labels: dict[Any, str]) -> dict[Any, tuple[float, float]]:
     """Left to right by lineage depth; within a layer, ordered by the mean height of each
-    node's upstream (one barycenter pass), which keeps most edges from crossing."""
+    node's upstream (one barycenter pass), which keeps most edges from crossing. Each layer
+    is as far from the last as their widest labels need."""
+    shown = set(nodes)
     by_layer: dict[int, list[Any]] = defaultdict(list)
     for node, layer in graph.layers().items():
-        by_layer[layer].append(node)
+        if node in shown:
+            by_layer[layer].append(node)
     pos: dict[Any, tuple[float, float]] = {}
+    x, last_width = 0.0, 0.0
     for layer in sorted(by_layer):
         nodes = by_layer[layer]
+        width = max(_label_width(labels[n]) for n in nodes)
+        if pos:
+            x += last_width / 2 + LAYER_GAP + width / 2
+        last_width = width
 
         def weight(node: Any) -> tuple[float, str]:
             ups = graph.job_inputs(node) if isinstance(node, JobRef) else graph.producers(node)
@@ -223,7 +314,7 @@ def _table_positions(graph: LineageGraph) -> dict[Any, tuple[float, float]]:
         nodes.sort(key=weight)
         mid = (len(nodes) - 1) / 2
         for i, node in enumerate(nodes):
-            pos[node] = (layer * TABLE_X, (i - mid) * TABLE_Y)
+            pos[node] = (round(x, 1), (i - mid) * TABLE_Y)
     return pos
 
 

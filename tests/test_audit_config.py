@@ -9,7 +9,7 @@ import pytest
 from lineage_auditor.audit.config import load_config, parse_config
 from lineage_auditor.errors import LineageAuditError
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "lineage-audit.yml"
+EXAMPLE = Path(__file__).resolve().parent.parent / "pipelines" / "features" / "lineage-audit.yml"
 
 
 def test_the_documented_example_is_valid() -> None:

@@ -24,7 +24,7 @@ from pipelines.users_orders.pipeline import run_users_orders
 from pipelines.weather.pipeline import recorded_days, run_weather
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "examples" / "lineage-audit.yml"
+EXAMPLE = REPO / "pipelines" / "features" / "lineage-audit.yml"
 
 
 def invoke(*args: str):

@@ -192,7 +192,7 @@ def test_extends_takes_team_defaults_and_points_into_the_defaults_file(tmp_path:
 
 
 @pytest.mark.parametrize("content, expected", [
-    (b"apiVersion: lineage-audit/v1\nkind: Pipeline\nid: caf\xe9\n", "spec.yml:3:8: not UTF-8 text (invalid continuation byte at byte 51)"),
+    (b"apiVersion: lineage-audit/v1\nkind: Pipeline\nid: caf\xe9\n", "spec.yml:3:8: not UTF-8 text (invalid continuation byte at byte 52)"),
     (b"apiVersion: [lineage-audit/v1\nkind: Pipeline\n", "spec.yml:2:5: invalid YAML: "),  # the parser's words follow
     (b"- a list\n- not a mapping\n", "spec.yml:1:1: a spec is a mapping of settings (apiVersion, kind, id, steps, ...)"),
     (b"", "spec.yml:1:1: a spec is a mapping of settings (apiVersion, kind, id, steps, ...)"),

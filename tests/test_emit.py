@@ -306,6 +306,86 @@ def test_refused_event_is_set_aside_not_blocking(home):
     assert spool.pending() == []
 
 
+INVALID_EVENTS = {  # what another producer or an older version may have spooled
+    "inputs_number": {"inputs": 5},
+    "input_string": {"inputs": ["x"]},
+    "output_list": {"outputs": [[1]]},
+    "schema_string": {"outputs": [{"namespace": "n", "name": "t", "facets": {"schema": {"fields": "abc"}}}]},
+    "lineage_numbers": {"outputs": [{"namespace": "n", "name": "t", "facets": {"columnLineage": {"fields": [1, 2]}}}]},
+    "owners_string": {"outputs": [{"namespace": "n", "name": "t", "facets": {"ownership": {"owners": "bob"}}}]},
+}
+
+
+def test_invalid_spooled_events_are_set_aside_and_never_block_the_queue(home):
+    """Invalid events sit between good ones in a real spool; replay into the real embedded store."""
+    good = [to_event_dict(e) for e in events_of_runs(3)]
+    spool = Spool(home / "spool")
+    bad_names: dict[str, str] = {}
+    kinds = list(INVALID_EVENTS)
+    for i, event in enumerate(good):
+        spool.write(event)
+        for kind in kinds[i::len(good)]:  # two invalid events behind each good one
+            bad = {**event, "run": {"runId": f"bad-{kind}"}, **INVALID_EVENTS[kind]}
+            bad_names[spool.write(bad).name] = kind
+    store_path = home / "lineage.db"
+    first = replay(spool, EmbeddedTransport(store_path))
+    assert (first.delivered, first.remaining, first.error) == (6, 0, None)
+    assert sorted(first.rejected) == sorted(bad_names), "every invalid event set aside, nothing else"
+    again = replay(spool, EmbeddedTransport(store_path))
+    assert (again.total, again.delivered, again.rejected) == (0, 0, [])
+    assert spool.pending() == []
+    reasons = {bad_names[p.name]: Path(f"{p}.reason").read_text() for p in spool.rejected()}
+    assert all(r.startswith("not a valid OpenLineage event: ") for r in reasons.values()), reasons
+    assert "inputs: expected a list, got int" in reasons["inputs_number"]
+    assert "outputs[0].facets.ownership.owners: expected a list, got a string" in reasons["owners_string"]
+    with EmbeddedStore(store_path) as store:
+        assert keys(list(store.events())) == keys(good), "every good event delivered, in order"
+        assert [r.state for r in AuditView.from_events(store.events()).runs()] == ["COMPLETE"] * 3
+
+
+def test_an_invalid_emitted_event_is_set_aside_and_the_next_ones_are_delivered(home):
+    """One bad event from a pipeline costs that event: no cooldown, nothing spooled for replay."""
+    good = [to_event_dict(e) for e in events_of_runs(2)]
+    bad = {**good[0], "run": {"runId": "bad-run"}, "inputs": 5}
+    with emitter_from_config() as emitter:  # the embedded store
+        results = [emitter.emit(e) for e in (good[0], good[1], bad, good[2], good[3])]
+    assert results == [True, True, False, True, True]
+    assert emitter.stats.to_dict() == {"emitted": 5, "delivered": 4, "failed": 1, "spooled": 1, "lost": 0}
+    spool = Spool(home / "spool")
+    assert spool.pending() == [] and len(spool.rejected()) == 1
+    assert "inputs: expected a list, got int" in Path(f"{spool.rejected()[0]}.reason").read_text()
+    with EmbeddedStore(home / "lineage.db") as store:
+        assert keys(list(store.events())) == keys(good)
+
+
+def test_replay_sets_aside_unreadable_spool_files_before_any_target_sees_them(home):
+    """Files that are not JSON, not UTF-8, nested too deep, or not an object never reach a target."""
+    spool = Spool(home / "spool")
+    good = [to_event_dict(e) for e in events_of_runs(1)]
+    first = spool.write(good[0])
+    hostile = {
+        "deep": b"[" * 5000,
+        "latin1": b'{"eventType": "START", "producer": "caf\xe9"}',
+        "cut": b'{"eventType": "STA',
+        "list": b"[1, 2]",
+        "invalid": json.dumps({**good[0], "job": "not-an-object"}).encode(),
+    }
+    for i, (name, data) in enumerate(hostile.items()):
+        (spool.directory / f"{first.name[:20]}-{i:08d}-0-{name}-START.json").write_bytes(data)
+    spool.write(good[1])
+    with lineage_server() as server:
+        result = replay(spool, HttpTransport({"url": server.url}))
+        assert result.delivered == 2 and result.error is None
+        assert keys(server.received) == keys(good), "the target saw only the valid events"
+    reasons = {p.name.split("-")[3]: Path(f"{p}.reason").read_text() for p in spool.rejected()}
+    assert set(reasons) == set(hostile)
+    assert "nested deeper than" in reasons["deep"]
+    assert "not UTF-8 text (invalid continuation byte at byte" in reasons["latin1"]
+    assert "invalid JSON" in reasons["cut"]
+    assert "got list" in reasons["list"]
+    assert "job: expected an object, got a string" in reasons["invalid"]
+
+
 def test_replay_twice_into_embedded_store_creates_no_duplicates(home, tmp_path):
     events = events_of_runs(2)
     with emitter_from_config(f"http:http://127.0.0.1:{closed_port()}") as emitter:

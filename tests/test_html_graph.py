@@ -133,6 +133,56 @@ def test_layout_is_left_to_right_by_lineage_depth() -> None:
     assert all(re.fullmatch(r"[djc]\d+", n["id"]) for n in data["datasets"] + data["jobs"] + data["columns"])
 
 
+def _run(job: str, inputs: list[tuple[str, str]], outputs: list[tuple[str, str]], parent: str | None = None) -> list[dict]:
+    facets = {"parent": {"job": {"namespace": "lineage-audit", "name": parent}, "run": {"runId": "p-1"}}} if parent else {}
+    return [{"eventType": "COMPLETE", "eventTime": "2024-06-01T00:00:00Z", "producer": "p",
+             "run": {"runId": f"run-{job}", "facets": facets}, "job": {"namespace": "lineage-audit", "name": job},
+             "inputs": [{"namespace": ns, "name": n} for ns, n in inputs],
+             "outputs": [{"namespace": ns, "name": n} for ns, n in outputs]}]
+
+
+def pipeline_graph() -> LineageGraph:
+    """A pipeline (a parent job reading and writing nothing) whose steps read a file and a table."""
+    wh = "duckdb:///srv/warehouse.duckdb"
+    return LineageGraph.from_events([
+        *_run("users_orders", [], []),
+        *_run("users_orders.extract_orders", [("file", "/srv/data/incoming/orders_2024.csv")],
+              [(wh, "warehouse.staging.orders")], parent="users_orders"),
+        *_run("users_orders.build_user_orders", [(wh, "warehouse.staging.orders")],
+              [(wh, "warehouse.analytics.user_orders_with_a_long_name")], parent="users_orders"),
+    ])
+
+
+def test_labels_are_short_whole_and_wrapped_and_parent_jobs_are_not_nodes() -> None:
+    data = graph_view_data(pipeline_graph())
+    labels = {item["name"]: item["label"] for item in data["datasets"] + data["jobs"]}
+    assert labels == {
+        "/srv/data/incoming/orders_2024.csv": "orders_2024.\ncsv",  # a file by its basename
+        "warehouse.staging.orders": "staging.\norders",  # the prefix all of its namespace shares
+        "warehouse.analytics.user_orders_with_a_long_name": "analytics.\nuser_orders_\nwith_a_long_\nname",
+        "users_orders.extract_orders": "extract_\norders",  # a step without its pipeline's name
+        "users_orders.build_user_orders": "build_user_\norders",
+    }, "the parent job users_orders is not drawn: it has no edge to draw"
+    assert {j["name"]: j["group"] for j in data["jobs"]} == {
+        "users_orders.extract_orders": "users_orders", "users_orders.build_user_orders": "users_orders"}
+    for label, item in zip(labels.values(), data["datasets"] + data["jobs"]):
+        assert "\u2026" not in label and label.replace("\n", "") in item["name"] + item["name"].rsplit("/", 1)[-1]
+    # Layers are as far apart as their labels need, not a fixed grid; left to right still.
+    x = {item["name"]: item["x"] for item in data["datasets"] + data["jobs"]}
+    order = ["/srv/data/incoming/orders_2024.csv", "users_orders.extract_orders", "warehouse.staging.orders",
+             "users_orders.build_user_orders", "warehouse.analytics.user_orders_with_a_long_name"]
+    assert [x[n] for n in order] == sorted(x[n] for n in order) and len(set(x.values())) == 5
+
+
+def test_a_shortened_name_two_datasets_share_stays_whole() -> None:
+    g = LineageGraph.from_events([
+        *_run("a", [("postgres://db1", "prod.sales.orders")], [("postgres://db1", "prod.sales.totals")]),
+        *_run("b", [("postgres://db2", "test.sales.orders")], [("postgres://db2", "test.sales.totals")]),
+    ])
+    labels = sorted(d["label"].replace("\n", "") for d in graph_view_data(g)["datasets"])
+    assert labels == ["prod.sales.orders", "prod.sales.totals", "test.sales.orders", "test.sales.totals"]
+
+
 def test_edges_carry_merged_transformations() -> None:
     data = graph_view_data(make_graph())
     names = {c["id"]: c["name"] for c in data["columns"]}

@@ -21,8 +21,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from collectors.emit.emitter import LineageEmitter
 from collectors.emit.spool import Spool
 from collectors.emit.transports import (
@@ -41,7 +39,8 @@ from collectors.store.address import (
     lineage_home,
     parse_address,
 )
-from lineage_auditor.errors import LineageAuditError, yaml_error
+from lineage_auditor.errors import LineageAuditError
+from lineage_auditor.textfiles import read_yaml
 
 __all__ = ["KINDS", "SPEC_HELP", "default_spool_dir", "default_store_path", "lineage_home", "parse_spec",
            "resolve_transport_config", "transport_from_config", "emitter_from_config", "find_config_file"]
@@ -100,10 +99,7 @@ def find_config_file(environ: dict[str, str], cwd: Path) -> Path | None:
 
 
 def _from_yaml(path: Path) -> dict[str, Any] | None:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise yaml_error(exc, file=str(path)) from None
+    data = read_yaml(path, what="lineage config")[0] or {}
     transport = data.get("transport") if isinstance(data, dict) else None
     if transport is None:
         return None

@@ -7,7 +7,10 @@ being down must not fail a data pipeline, and the event must not vanish either. 
 event to the local spool for ``lineage-audit replay``.
 
 After a failure the emitter spools straight away for ``cooldown`` seconds instead of
-waiting on a dead server for every event, then tries the target again.
+waiting on a dead server for every event, then tries the target again. An event that is not
+valid OpenLineage is never sent (a store must not hold one, and a refusal would read as the
+target being down): it goes to the spool's ``rejected/`` with the reason, and the events
+after it are delivered as usual.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from lineage_auditor.scrub import scrub, scrub_text
 from collectors.emit.spool import Spool
 from collectors.emit.transports import DeliveryError, Transport
+from lineage_auditor.errors import EventError
+from lineage_auditor.events import from_openlineage, is_static_event
+from lineage_auditor.scrub import scrub, scrub_text
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +116,17 @@ class LineageEmitter:
             log.error("lineage event lost: cannot serialise %s: %s", type(event).__name__, scrub_text(str(exc)))
             self._count(lost=1, failed=1)
             return False
-        reason = self._deliver(data)
+        invalid = _invalid(data)
+        reason = invalid or self._deliver(data)
         if reason is None:
             self._count(delivered=1)
             return True
         self._count(failed=1)
         try:
             path = self.spool.write(data)
+            if invalid:
+                path = self.spool.reject(path, invalid)
+                log.error("lineage event not sent, set aside in %s: %s", path, invalid)
         except Exception as exc:
             log.error(
                 "lineage event lost: %s, and the spool %s is not writable: %s",
@@ -166,3 +175,15 @@ class LineageEmitter:
                 "%d lineage event(s) spooled in %s; deliver them with `lineage-audit replay`",
                 self.stats.spooled, self.spool.directory,
             )
+
+
+def _invalid(data: dict[str, Any]) -> str | None:
+    """Why an event is not valid OpenLineage (the event model's check), or None."""
+    if is_static_event(data):
+        return None
+    try:
+        from_openlineage(data)
+    except EventError as exc:
+        return f"not a valid OpenLineage event: {exc.message}"
+    return None
+

@@ -2,7 +2,9 @@
 
 Replay stops at the first event the target could not take (it is probably down again), so
 events are never delivered out of order and nothing is lost; run it again later. An event
-the target refuses as invalid is set aside in ``rejected/`` rather than blocking the queue.
+that is not valid OpenLineage (checked here, before any target sees it: a store must never
+hold one) or that the target refuses as invalid is set aside in ``rejected/`` with the
+reason, rather than blocking the events queued behind it.
 Running it twice, or after a crash between send and delete, is safe: the embedded store
 dedupes on run id + event type + event time, and a spooled event may well have reached the
 target already (its acknowledgement was what got lost), so every replayed event is sent as
@@ -20,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from collectors.emit.emitter import LineageEmitter
-from lineage_auditor.scrub import scrub, scrub_text
 from collectors.emit.spool import Spool
 from collectors.emit.transports import DeliveryError, Transport
+from lineage_auditor.errors import EventError
+from lineage_auditor.events import from_openlineage, is_static_event
+from lineage_auditor.scrub import scrub, scrub_text
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +92,15 @@ def _replay_one(spool: Spool, transport: Transport, path: Path, result: ReplayRe
     """Deliver one file; False when replay must stop here."""
     try:
         event = spool.read(path)
+        if not is_static_event(event):
+            from_openlineage(event)
     except FileNotFoundError:
         return True  # delivered by a replay that ran before us
-    except ValueError as exc:
-        spool.reject(path, f"unreadable spool file: {exc}")
-        result.rejected.append(path.name)
+    except OSError as exc:  # unreadable for now (permissions, I/O): keep it, stop here
+        result.error = f"cannot read {path.name}: {exc.strerror or exc}"
+        return False
+    except EventError as exc:
+        _set_aside(spool, path, f"not a valid OpenLineage event: {exc.message}", result)
         return True
     try:
         transport.send(scrub(event), redelivery=True)
@@ -101,9 +109,7 @@ def _replay_one(spool: Spool, transport: Transport, path: Path, result: ReplayRe
             result.error = str(exc)
             log.warning("replay stopped at %s: %s", path.name, exc)
             return False
-        spool.reject(path, str(exc))
-        result.rejected.append(path.name)
-        log.warning("event %s refused by the target and set aside: %s", path.name, exc)
+        _set_aside(spool, path, str(exc), result)
         return True
     except Exception as exc:  # an unexpected transport failure: keep the file, stop here
         result.error = scrub_text(f"{type(exc).__name__}: {exc}")
@@ -111,3 +117,10 @@ def _replay_one(spool: Spool, transport: Transport, path: Path, result: ReplayRe
     spool.acknowledge(path)
     result.delivered += 1
     return True
+
+
+def _set_aside(spool: Spool, path: Path, reason: str, result: ReplayResult) -> None:
+    """Move one event to ``rejected/`` with its reason; the queue behind it goes on."""
+    spool.reject(path, reason)
+    result.rejected.append(path.name)
+    log.warning("event %s set aside in %s/: %s", path.name, "rejected", reason)

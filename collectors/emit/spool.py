@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import fcntl
 import itertools
-import json
 import os
 import re
 import threading
@@ -24,8 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from collectors.openlineage_json import dumps_event, event_identity, fsync_dir
-from lineage_auditor.errors import LineageAuditError
+from collectors.openlineage_json import dumps_event, event_identity, fsync_dir, parse_event_bytes, as_event_object
+from lineage_auditor.errors import EventError, LineageAuditError
 
 SUFFIX = ".json"
 TMP_PREFIX = ".tmp-"
@@ -98,11 +97,8 @@ class Spool:
 
     @staticmethod
     def read(path: Path) -> dict[str, Any]:
-        """One spooled event; ValueError when the file is not a JSON object."""
-        value = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(value, dict):
-            raise ValueError("not a JSON object")
-        return value
+        """One spooled event; :class:`EventError` (file:line:column) when it is not a JSON object."""
+        return as_event_object(parse_event_bytes(path, path.read_bytes()), path, 1)
 
     def acknowledge(self, path: Path) -> None:
         """The target has the event: forget it."""
@@ -140,7 +136,7 @@ class Spool:
                 self.read(tmp)
             except FileNotFoundError:
                 continue
-            except ValueError:
+            except EventError:
                 tmp.unlink(missing_ok=True)
                 continue
             os.replace(tmp, self.directory / tmp.name[len(TMP_PREFIX) :])

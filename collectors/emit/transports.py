@@ -24,7 +24,7 @@ from lineage_auditor.retry import (Deadline, GaveUp, Retryable, RetryPolicy, par
 from lineage_auditor.scrub import scrub_text, scrub_url
 from collectors.store.sqlite import EmbeddedStore
 from lineage_auditor.errors import DeliveryError as BaseDeliveryError
-from lineage_auditor.errors import EventError, LineageAuditError
+from lineage_auditor.errors import ConfigError, EventError, LineageAuditError
 from collectors.openlineage_json import append_ndjson, dumps_event
 
 # Short on purpose: a lineage server that is down must cost a pipeline seconds, not minutes
@@ -115,22 +115,32 @@ class HttpTransport:
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.kind = kind
         raw_url = str(config.get("url") or "").strip()
-        parts = urlsplit(raw_url)
+        try:
+            parts = urlsplit(raw_url)
+            port = parts.port
+        except ValueError:  # a bracket without an IPv6 address, a port that is not a number
+            parts, port = urlsplit(""), None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise LineageAuditError(f"the {kind} transport needs an http(s) URL, got {scrub_url(raw_url)!r}")
-        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+            raise ConfigError(f"the {kind} transport needs an http(s) URL, got {scrub_url(raw_url)[:200]!r}")
+        netloc = parts.hostname + (f":{port}" if port else "")
         self.url = urlunsplit((parts.scheme, netloc, parts.path, "", "")).rstrip("/")
         self.endpoint = str(config.get("endpoint") or MARQUEZ_ENDPOINT).lstrip("/")
-        self.timeout = float(config.get("timeout") or HTTP_TIMEOUT_S)
-        self.retries = int(config.get("retries", HTTP_RETRIES))
+        self.timeout = _number(config.get("timeout") or HTTP_TIMEOUT_S, "timeout", float, kind)
+        retries = config.get("retries")
+        self.retries = int(_number(HTTP_RETRIES if retries is None else retries, "retries", int, kind))
         self.policy = dataclasses.replace(DELIVERY_POLICY, max_attempts=max(1, self.retries + 1), timeout=self.timeout,
                                           deadline=2 * self.timeout, max_retry_after=2 * self.timeout)
         self._timed_out = ""  # set after the first timeout: later sends fail fast
         self._sleep = sleep
         self.gzip = str(config.get("compression") or "").lower() == "gzip"
         self.verify = config.get("verify", True)
+        if not isinstance(self.verify, (bool, str)):
+            raise ConfigError(f"the {kind} transport's verify must be true, false or a CA bundle path")
+        headers = config.get("custom_headers") or {}
+        if not isinstance(headers, dict):
+            raise ConfigError(f"the {kind} transport's custom_headers must be a mapping of header to value")
         self._headers = {"Content-Type": "application/json", **_auth_headers(config.get("auth"))}
-        self._headers.update({str(k): str(v) for k, v in (config.get("custom_headers") or {}).items()})
+        self._headers.update({str(k): str(v) for k, v in headers.items()})
         self._basic = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
         self._client: Any = None
         self._reader: Any = None
@@ -252,6 +262,17 @@ def _may_have_arrived(exc: Exception) -> bool:
     return not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
 
 
+def _number(value: Any, name: str, kind: type, transport: str) -> float:
+    """A numeric transport option (``timeout``, ``retries``) from YAML or the environment."""
+    try:
+        number = kind(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"the {transport} transport's {name} must be a number, got {str(value)[:40]!r}") from None
+    if not 0 <= number < 1e6:
+        raise ConfigError(f"the {transport} transport's {name} must be between 0 and 1000000, got {number}")
+    return float(number)
+
+
 def _auth_headers(auth: Any) -> dict[str, str]:
     """openlineage.yml's ``auth`` block as headers (``api_key`` is sent as a bearer token)."""
     if not isinstance(auth, dict) or not auth:
@@ -260,7 +281,7 @@ def _auth_headers(auth: Any) -> dict[str, str]:
     key = auth.get("apiKey") or auth.get("api_key") or auth.get("apikey")
     if kind == "api_key" and key:
         return {"Authorization": f"Bearer {key}"}
-    raise LineageAuditError(f"unsupported auth type {kind!r} for the http transport (use api_key)")
+    raise ConfigError(f"unsupported auth type {kind[:40]!r} for the http transport (use api_key)")
 
 
 class FileTransport:

@@ -63,7 +63,7 @@ def parse_address(text: str) -> dict[str, Any]:
     if spec.startswith(("http://", "https://")):
         return {"type": StoreKind.MARQUEZ.value, "url": _url(spec, spec)}
     if spec.startswith("marquez://"):
-        parts = urlsplit(spec)
+        parts = _split(spec, text)
         if not parts.netloc:
             raise ConfigError(f"store address {text!r} needs a host: marquez://HOST:PORT")
         return {"type": StoreKind.MARQUEZ.value, "url": _url(f"http://{parts.netloc}{parts.path}", text)}
@@ -87,10 +87,21 @@ def parse_address(text: str) -> dict[str, Any]:
     return {"type": kind.value}
 
 
+def _split(url: str, text: str) -> Any:
+    """``urlsplit`` with its ValueError (a stray bracket, a port that is not a number) as ours."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsed lazily; raises for a port that is not a number
+    except ValueError as exc:
+        raise ConfigError(f"store address {scrub_url(text)!r} is not a valid URL ({exc})") from None
+    return parts
+
+
 def _url(url: str, text: str) -> str:
-    if not urlsplit(url).netloc:
-        raise ConfigError(f"store address {text!r} needs a host")
-    return url.rstrip("/") if urlsplit(url).path in ("", "/") else url
+    parts = _split(url, text)
+    if not parts.netloc:
+        raise ConfigError(f"store address {scrub_url(text)!r} needs a host")
+    return url.rstrip("/") if parts.path in ("", "/") else url
 
 
 def store_path(config: dict[str, Any]) -> Path:

@@ -63,7 +63,7 @@ class EmbeddedStore:
         self._conn.row_factory = sqlite3.Row
         try:
             self._setup()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # text in a damaged file may not decode
             self._conn.close()
             raise StoreError(f"not a readable lineage-audit store ({exc})", file=str(self.path)) from None
         except StoreError:
@@ -108,13 +108,16 @@ class EmbeddedStore:
     def _write(self) -> Iterator["_Tx"]:
         """One write transaction, taken up front so concurrent writers queue, not deadlock."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield _Tx(self._conn)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield _Tx(self._conn)
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # damaged, or locked past the timeout
+                raise StoreError(f"cannot write the embedded store ({exc})", file=str(self.path)) from None
 
     def close(self) -> None:
         with self._lock:
@@ -240,7 +243,7 @@ class EmbeddedStore:
         while True:
             rows = self._rows(sql, [last_time, last_id, *params])
             for row in rows:
-                yield orjson.loads(row["payload"])  # ~4x json.loads on large events
+                yield self._decode(row["payload"], row["id"])
             if len(rows) < _PAGE:
                 return
             last_time, last_id = rows[-1]["event_time"], rows[-1]["id"]
@@ -255,7 +258,7 @@ class EmbeddedStore:
             "WITH latest AS (SELECT run_id FROM (SELECT run_id, ROW_NUMBER() OVER ("
             "PARTITION BY job_namespace, job_name ORDER BY first_event_time DESC, run_id DESC) AS n FROM run_index) "
             "WHERE n = 1) "
-            "SELECT e.payload FROM events e JOIN latest l ON e.run_id = l.run_id ORDER BY e.event_time, e.id"
+            "SELECT e.payload, e.id FROM events e JOIN latest l ON e.run_id = l.run_id ORDER BY e.event_time, e.id"
         )
 
     def run_events_touching(self, datasets: Iterable[tuple[str, str]]) -> Iterator[dict[str, Any]]:
@@ -269,20 +272,32 @@ class EmbeddedStore:
             f"WITH wanted(namespace, name) AS ({pairs}), "
             "touching AS (SELECT DISTINCT rd.run_id FROM run_dataset_index rd "
             "JOIN wanted w ON rd.namespace = w.namespace AND rd.name = w.name) "
-            "SELECT e.payload FROM events e JOIN touching t ON e.run_id = t.run_id ORDER BY e.event_time, e.id",
+            "SELECT e.payload, e.id FROM events e JOIN touching t ON e.run_id = t.run_id ORDER BY e.event_time, e.id",
             params,
         )
 
     def _payloads(self, sql: str, params: Iterable[Any] = ()) -> Iterator[dict[str, Any]]:
         for row in self._rows(sql, params):
-            yield orjson.loads(row[0])
+            yield self._decode(row[0], row[1])
+
+    def _decode(self, payload: Any, row_id: int) -> Any:
+        """One stored event's JSON (orjson: ~4x json.loads on large events).
+
+        Only valid events get in through this class, so a payload that is not JSON means
+        the file was altered or damaged: a StoreError naming the row, not a decoder's crash.
+        """
+        try:
+            return orjson.loads(payload)
+        except (orjson.JSONDecodeError, TypeError):
+            raise StoreError(f"stored event #{row_id} is not JSON (the file was altered or damaged)",
+                             file=str(self.path)) from None
 
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         """Rows of a read query; a corrupt file found while reading is a StoreError."""
         try:
             with self._lock:
                 return self._conn.execute(sql, list(params)).fetchall()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             raise StoreError(f"cannot read the embedded store ({exc})", file=str(self.path)) from None
 
 

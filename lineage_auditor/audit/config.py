@@ -2,7 +2,8 @@
 
 Validated with pydantic; every error names the file, line and column of the offending key
 (found by walking the YAML node tree along pydantic's error location), so a typo in a
-forty-line config is one glance away. See ``examples/lineage-audit.yml`` for every option.
+forty-line config is one glance away. See ``pipelines/features/lineage-audit.yml`` (the demo's config, which ``lineage-audit demo``
+copies into the working directory) for every option.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lineage_auditor.durations import parse_seconds
-from lineage_auditor.errors import ConfigError, LineageAuditError, yaml_error
+from lineage_auditor.errors import ConfigError, LineageAuditError
+from lineage_auditor.textfiles import load_yaml, position, read_text
 
 DEFAULT_CONFIG = "lineage-audit.yml"
 DEFAULT_BASELINE = ".lineage/baseline.json"
@@ -176,21 +177,12 @@ class AuditConfig(_Model):
 
 def load_config(path: str | Path) -> AuditConfig:
     """Read and validate a config file; errors name file:line:column."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise LineageAuditError(f"cannot read config: {exc.strerror}", file=str(path)) from None
-    return parse_config(text, source=str(path))
+    return parse_config(read_text(path, what="config"), source=str(path))
 
 
 def parse_config(text: str, *, source: str = DEFAULT_CONFIG) -> AuditConfig:
     """Validate config text (YAML); errors name ``source`` and the line of the bad key."""
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        raise yaml_error(exc, file=source) from None
+    data, root = load_yaml(text, file=source)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -200,7 +192,7 @@ def parse_config(text: str, *, source: str = DEFAULT_CONFIG) -> AuditConfig:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err.get("loc") or ())
-        line, column = _position(root, loc, at_key=err.get("type") == "extra_forbidden")
+        line, column = position(root, loc, at_key=err.get("type") == "extra_forbidden")
         where = ".".join(str(p) for p in loc) or "config"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ConfigError(f"{where}: {_message(dict(err))}{more}", file=source, line=line, column=column) from None
@@ -213,26 +205,3 @@ def _message(err: dict[str, Any]) -> str:
         return "unknown key"
     msg = str(err.get("msg", "invalid value"))
     return msg.removeprefix("Value error, ")
-
-
-def _position(node: Any, loc: tuple[Any, ...], *, at_key: bool = False) -> tuple[int, int]:
-    """Line and column (1-based) of the deepest YAML node along ``loc``.
-
-    An unknown key points at the key itself, anything else at the value.
-    """
-    best = node
-    for part in loc:
-        nxt = None
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if str(key.value) == str(part):
-                    nxt, best = value, (key if at_key else value)
-                    break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            nxt = best = node.value[part]
-        if nxt is None:
-            break
-        node = nxt
-    if best is None:
-        return (0, 0)
-    return (best.start_mark.line + 1, best.start_mark.column + 1)

@@ -14,11 +14,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
 from lineage_auditor.audit.context import AuditContext
 from lineage_auditor.audit.findings import HIGH, LOW, MEDIUM, Finding, make_finding
-from lineage_auditor.errors import LineageAuditError
+from lineage_auditor.errors import ConfigError, LineageAuditError
 from lineage_auditor.graph import LineageGraph
 from lineage_auditor.model import DatasetRef
+from lineage_auditor.textfiles import load_json, read_text
 
 CHECK = "lineage_drift"
 BASELINE_FORMAT = "lineage-audit-baseline"
@@ -60,18 +63,54 @@ def save_baseline(doc: dict[str, Any], path: str | Path) -> Path:
     return out
 
 
+class _JobIO(BaseModel):
+    inputs: list[str]
+    outputs: list[str]
+
+
+class _DatasetDetail(BaseModel):
+    upstream: list[str] = Field(default_factory=list)
+    root_sources: list[str] = Field(default_factory=list)
+    columns: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class _Sample(BaseModel):
+    rows: int = Field(ge=0)
+    columns: dict[str, list[float | str | None]]
+
+    @model_validator(mode="after")
+    def _same_length(self) -> "_Sample":
+        lengths = {len(values) for values in self.columns.values()}
+        if len(lengths) > 1:
+            raise ValueError("columns of a data sample must all have the same number of values")
+        return self
+
+
+class _Baseline(BaseModel):
+    """The shape the checks read, checked on load: a baseline edited by hand or damaged on disk
+    is one error naming the bad value, not a check that fails to run."""
+
+    created_at: str = ""
+    jobs: dict[str, _JobIO] = Field(default_factory=dict)
+    datasets: dict[str, _DatasetDetail] = Field(default_factory=dict)
+    data: dict[str, _Sample] = Field(default_factory=dict)
+
+
 def load_baseline(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise LineageAuditError(f"cannot read baseline: {exc.strerror}", file=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise LineageAuditError(f"invalid baseline JSON: {exc.msg}", file=str(path), line=exc.lineno, column=exc.colno) from None
+    doc = load_json(read_text(path, what="baseline"), file=str(path))
     if not isinstance(doc, dict) or doc.get("format") != BASELINE_FORMAT:
         raise LineageAuditError("not a lineage-audit baseline (run `lineage-audit baseline save`)", file=str(path))
     if doc.get("version") != BASELINE_VERSION:
-        raise LineageAuditError(f"baseline version {doc.get('version')} is not supported", file=str(path))
+        raise LineageAuditError(f"baseline version {str(doc.get('version'))[:20]} is not supported", file=str(path))
+    try:
+        _Baseline.model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err.get("loc") or ()) or "baseline"
+        message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        raise ConfigError(f"not a usable baseline: {where}: {message} (save a new one with "
+                          "`lineage-audit baseline save`)", file=str(path)) from None
     return doc
 
 

@@ -7,14 +7,12 @@ the key written the same way, or the one key that ends with it (``raw.users`` fi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from lineage_auditor.errors import LineageAuditError, yaml_error
+from lineage_auditor.errors import LineageAuditError
 from lineage_auditor.sql.dialects import DialectRules, dialect_rules
+from lineage_auditor.textfiles import load_json, load_yaml, read_text
 
 Columns = dict[str, str | None]  # column name (normalized by the dialect) -> type, insertion-ordered
 
@@ -25,19 +23,8 @@ def load_schema(path: str | Path) -> dict[str, Columns]:
     Errors name the file and, for syntax errors, the line and column.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise LineageAuditError(f"cannot read schema file: {exc.strerror}", file=str(path)) from None
-    try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            data = yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise LineageAuditError(f"invalid JSON: {exc.msg}", file=str(path), line=exc.lineno, column=exc.colno) from None
-    except yaml.YAMLError as exc:
-        raise yaml_error(exc, file=str(path)) from None
+    text = read_text(path, what="schema file")
+    data = load_json(text, file=str(path)) if path.suffix.lower() == ".json" else load_yaml(text, file=str(path))[0]
     return validate_schema(data, source=str(path))
 
 

@@ -30,9 +30,10 @@ from lineage_auditor.sql.dialects import dialect_rules
 from lineage_auditor.sql.resolver import Deps, QueryResolver, ScopeLineage, Source, merge_into, node_position
 
 from lineage_auditor.sql.schema import Catalog, Columns
-from lineage_auditor.sql.split import ParsedStatement, parse_statements
+from lineage_auditor.sql.split import TOO_DEEP, ParsedStatement, parse_statements
 from lineage_auditor.sql.statements import SELECT, SchemaStatement, WriteStatement, classify
 from lineage_auditor.sql.transforms import T, to_model
+from lineage_auditor.textfiles import read_text
 
 DEFAULT_NAMESPACE = "default"
 
@@ -95,6 +96,12 @@ class ScriptAnalyzer:
 
     # -- statements ----------------------------------------------------------------
     def _statement(self, parsed: ParsedStatement, file: str) -> None:
+        try:
+            self._analyse(parsed, file)
+        except RecursionError:  # a tree thousands of levels deep: this statement only
+            self.result.errors.append(Problem(TOO_DEEP, file=file, line=parsed.line, column=parsed.column))
+
+    def _analyse(self, parsed: ParsedStatement, file: str) -> None:
         try:
             stmt = classify(parsed.expression, self.rules)
         except (KeyError, AttributeError, TypeError) as exc:  # unusual trees sqlglot accepted
@@ -305,11 +312,6 @@ def analyze_files(
     for path in paths:
         if on_file is not None:
             on_file(str(path))
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise LineageAuditError(f"cannot read SQL file: {exc.strerror}", file=str(path)) from None
-        except UnicodeDecodeError as exc:
-            raise LineageAuditError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path)) from None
+        text = read_text(path, what="SQL file", error=SqlError)
         analyzer.add_sql(text, file=str(path))
     return analyzer.finish()

@@ -121,6 +121,10 @@ def parse_statements(
             _SQLGLOT_LOG.addFilter(_FALLBACK_FILTER)
             try:
                 expressions = d.parser().parse(piece, sql)
+            except RecursionError:  # sqlglot's parser recurses once per nesting level
+                line, col = positions.at(first.start)
+                errors.append(Problem(TOO_DEEP, file=file, line=line, column=col))
+                continue
             except ParseError as exc:
                 problem = _parse_error(exc, file, positions, first.start)
                 if segment.control:
@@ -141,10 +145,16 @@ def parse_statements(
                     continue
                 if expression is not None:
                     if normalize:
-                        normalize_identifiers(expression, d)
+                        try:
+                            normalize_identifiers(expression, d)
+                        except RecursionError:
+                            errors.append(Problem(TOO_DEEP, file=file, line=line, column=col))
+                            continue
                     yield ParsedStatement(expression, line, col, first.start + shift, last.end + 1 + shift,
                                           segment.procedure)
 
+
+TOO_DEEP = "statement not analysed: nested too deeply (thousands of levels of brackets or operators)"
 
 _BLOCK_COMMANDS = frozenset({"BEGIN", "GO", "END", "ELSE"})
 _LINEAGE_WORDS = frozenset({"INSERT", "UPDATE", "MERGE", "CREATE", "SELECT", "WITH", "REPLACE"})

@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from lineage_auditor.errors import ConfigError, LineageAuditError, yaml_error
+from lineage_auditor.errors import ConfigError, LineageAuditError
+from lineage_auditor.textfiles import read_yaml
 from pipelines.dsl.model import Pipeline
 
 SPEC_SUFFIXES = (".yml", ".yaml")
@@ -128,28 +129,14 @@ def _is_spec(path: Path) -> bool:
 
 
 def _read(path: Path, referrer: tuple[_Source, str] | None = None) -> _Source:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        if referrer:
-            source, key = referrer
-            node = node_at(source.root, (key,))
-            raise ConfigError(f"{key}: no such file {path.name}", file=str(source.file), line=_line(node),
-                              column=_column(node)) from None
-        raise ConfigError("no such spec file", file=str(path)) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read spec: {exc.strerror}", file=str(path)) from None
-    except UnicodeDecodeError as exc:
-        data = exc.object
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise ConfigError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path), line=line, column=column) from None
-    try:
-        root, data = _compose(text)
-    except RecursionError:
-        raise ConfigError("YAML nested too deeply", file=str(path)) from None
-    except yaml.YAMLError as exc:
-        raise yaml_error(exc, file=str(path)) from None
+    """One spec or defaults file through the one reader of user files (UTF-8, nesting and alias limits)."""
+    if referrer and not path.exists():
+        source, key = referrer
+        node = node_at(source.root, (key,))
+        raise ConfigError(f"{key}: no such file {path.name}", file=str(source.file), line=_line(node), column=_column(node))
+    if not path.exists():
+        raise ConfigError("no such spec file", file=str(path))
+    data, root = read_yaml(path, what="spec")
     if root is None or not isinstance(data, dict):
         raise ConfigError("a spec is a mapping of settings (apiVersion, kind, id, steps, ...)", file=str(path), line=1, column=1)
     return _Source(path, data, root)
@@ -168,18 +155,6 @@ def node_at(node: yaml.Node, loc: tuple[Any, ...]) -> yaml.Node:
         else:
             return node
     return node
-
-
-def _compose(text: str) -> tuple[Any, Any]:
-    """The node tree (for positions) and the data built from it: one parse, libyaml's when present."""
-    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    loader = loader_class(text)
-    try:
-        root = loader.get_single_node()
-        data = loader.construct_document(root) if root is not None else None
-    finally:
-        loader.dispose()
-    return root, data
 
 
 def node_position(root: yaml.Node, loc: tuple[Any, ...]) -> tuple[int, int]:

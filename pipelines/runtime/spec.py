@@ -13,12 +13,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from lineage_auditor.durations import parse_duration
-from lineage_auditor.errors import ConfigError, LineageAuditError, yaml_error
+from lineage_auditor.errors import ConfigError, LineageAuditError
 from lineage_auditor.retry import RetryPolicy
+from lineage_auditor.textfiles import position, read_yaml
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "specs"
 
@@ -185,28 +185,14 @@ _ADAPTER: TypeAdapter = TypeAdapter(PipelineSpec)
 _TAGS = ("weather", "users_orders")
 
 
-def _node_at(node: yaml.Node, loc: tuple[Any, ...]) -> yaml.Node:
-    """The YAML node a pydantic error location points at (as deep as the document goes)."""
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if str(k.value) == str(key)), None)
-            if match is None:
-                match = next((k for k, _ in node.value if str(k.value) == str(key)), None)
-                return match if match is not None else node
-            node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-    return node
-
-
-def _first_error(path: Path, root: yaml.Node, exc: ValidationError) -> ConfigError:
+def _first_error(path: Path, root: Any, exc: ValidationError) -> ConfigError:
     err = exc.errors()[0]
     loc = tuple(err["loc"])
     if loc and loc[0] in _TAGS:  # the discriminated union's tag is not part of the document
         loc = loc[1:]
     if err["type"].startswith("union_tag"):
         loc = ("pipeline",)
-    node = _node_at(root, loc)
+    line, column = position(root, loc)
     dotted = ".".join(str(p) for p in loc)
     msg = err["msg"].removeprefix("Value error, ")
     more = len(exc.errors()) - 1
@@ -214,23 +200,15 @@ def _first_error(path: Path, root: yaml.Node, exc: ValidationError) -> ConfigErr
     return ConfigError(
         f"{dotted or 'spec'}: {msg}{suffix}",
         file=str(path),
-        line=node.start_mark.line + 1,
-        column=node.start_mark.column + 1,
+        line=line,
+        column=column,
     )
 
 
 def load_spec(path: str | Path) -> WeatherSpec | UsersOrdersSpec:
     """Read and validate one spec file; errors point at ``file:line:column``."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise LineageAuditError(f"cannot read spec: {exc.strerror}", file=str(path)) from exc
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise yaml_error(exc, file=str(path)) from exc
+    data, root = read_yaml(path, what="spec")
     if not isinstance(data, dict) or root is None:
         raise LineageAuditError("a spec must be a mapping of settings", file=str(path), line=1)
     if "pipeline" not in data:

@@ -59,14 +59,32 @@
   var big = data.datasets.length + data.jobs.length + data.columns.length > 1500;
   var edgeStyle = big ? false : { type: "cubicBezier", forceDirection: "horizontal", roundness: 0.4 };
 
+  function jobTitle(j) {
+    return "job " + j.ns + "\n" + j.name + (j.group ? "\npart of pipeline " + j.group : "") + (j.state ? "\n" + j.state : "");
+  }
+
+  // A wide, shallow graph fitted to the canvas fills its width and a thin band of its
+  // height: spread the rows (up to 2.5x) so the first view uses the canvas it has.
+  function rowStretch(items) {
+    if (items.length < 2 || !canvas.clientWidth || !canvas.clientHeight) { return 1; }
+    var xs = items.map(function (n) { return n.x; });
+    var ys = items.map(function (n) { return n.y; });
+    var w = Math.max.apply(null, xs) - Math.min.apply(null, xs) + 240;
+    var h = Math.max.apply(null, ys) - Math.min.apply(null, ys) + 90;
+    var wanted = 0.8 * (canvas.clientHeight / canvas.clientWidth) * w / h;
+    return Math.max(1, Math.min(2.5, wanted));
+  }
+
   function tableView() {
+    var stretch = rowStretch(data.datasets.concat(data.jobs));
     var nodes = data.datasets.map(function (d) {
-      return { id: d.id, label: shortLabel(d.name, 32), title: d.ns + "\n" + d.name, x: d.x, y: d.y,
-        shape: "box", color: COLORS.dataset, margin: 8 };
+      return { id: d.id, label: d.label, title: d.ns + "\n" + d.name, x: d.x, y: d.y * stretch,
+        shape: "box", color: COLORS.dataset, margin: 10, font: { size: 15 } };
     });
     data.jobs.forEach(function (j) {
-      nodes.push({ id: j.id, label: shortLabel(j.name, 28), title: "job " + j.ns + "\n" + j.name + (j.state ? "\n" + j.state : ""),
-        x: j.x, y: j.y, shape: "ellipse", color: COLORS.job, font: { size: 12 } });
+      nodes.push({ id: j.id, label: j.label, title: jobTitle(j),
+        x: j.x, y: j.y * stretch, shape: "box", shapeProperties: { borderRadius: 14 }, margin: 8,
+        color: COLORS.job, font: { size: 14 } });
     });
     var edges = [];
     data.jobs.forEach(function (j) {
@@ -78,11 +96,11 @@
 
   function columnView() {
     var nodes = data.datasets.map(function (d) {
-      return { id: d.id, label: shortLabel(d.name, 32), title: d.ns + "\n" + d.name, x: d.cx, y: d.cy,
+      return { id: d.id, label: d.label.replace(/\n/g, ""), title: d.ns + "\n" + d.name, x: d.cx, y: d.cy,
         shape: "box", color: COLORS.dataset, font: { bold: true }, widthConstraint: { minimum: 160 } };
     });
     data.columns.forEach(function (c) {
-      nodes.push({ id: c.id, label: shortLabel(c.name, 28), title: fullName(c) + (c.type ? "\n" + c.type : ""),
+      nodes.push({ id: c.id, label: shortLabel(c.name, 36), title: fullName(c) + (c.type ? "\n" + c.type : ""),
         x: c.x, y: c.y, shape: "box", color: COLORS.column, font: { size: 12 }, widthConstraint: { minimum: 160 } });
     });
     var edges = data.columnEdges.map(function (e) {
@@ -127,6 +145,18 @@
     domPosition: function (id) {
       var p = network.canvasToDOM(network.getPosition(id));
       return { x: p.x, y: p.y };
+    },
+    scale: function () { return network.getScale(); },
+    // Every drawn node: its label, font size and box on the page (CSS pixels, canvas-relative).
+    nodes: function () {
+      return nodeSet.get().map(function (node) {
+        var box = network.getBoundingBox(node.id);
+        var a = network.canvasToDOM({ x: box.left, y: box.top });
+        var b = network.canvasToDOM({ x: box.right, y: box.bottom });
+        var font = (node.font && node.font.size) || 14;
+        return { id: node.id, label: node.label, name: fullName(byId.get(node.id)), fontPx: font * network.getScale(),
+          links: network.getConnectedNodes(node.id).length, left: a.x, top: a.y, right: b.x, bottom: b.y };
+      });
     }
   };
   window.lineageGraph = Object.freeze(hook);
@@ -266,6 +296,7 @@
       section("Read by", item.cons, function (id) { return link(id, byId.get(id).state); });
     } else if (item.kind === "job") {
       panel.appendChild(el("p", "job \u00b7 " + item.ns + (item.state ? " \u00b7 " + item.state : ""), "lg-sub"));
+      if (item.group) { panel.appendChild(el("p", "part of pipeline " + item.group, "lg-meta")); }
       section("Inputs", item.ins, function (id) { return link(id); });
       section("Outputs", item.outs, function (id) { return link(id); });
       if (item.sql) { panel.appendChild(el("h3", "SQL")); panel.appendChild(el("pre", item.sql)); }
