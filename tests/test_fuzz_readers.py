@@ -454,3 +454,21 @@ def test_spool_files(data, scratch):
             assert not spool.pending()
     finally:
         transport.close()
+
+
+DSL_SPEC = Path(__file__).resolve().parent.parent / "examples" / "specs" / "churn_inputs.yml"
+
+
+@given(data=st.data())
+@FUZZ
+def test_dsl_specs_validate_and_plan(data, scratch):
+    """lineage-audit/v1 specs: the loader, the reference checks and the planner (SQL and templates)."""
+    from datetime import date
+
+    from pipelines.dsl import load_spec as load_dsl_spec
+    from pipelines.dsl import plan_spec
+
+    path = scratch / "spec.yml"
+    path.write_bytes(mutation(data, DSL_SPEC.read_bytes(), YAML_TYPES))
+    with only_our_errors("pipelines validate", path.read_bytes()):
+        plan_spec(load_dsl_spec(path), date(2024, 5, 1))
