@@ -171,11 +171,11 @@ def list_command(paths: tuple[Path, ...], store: str | None, fmt: str) -> None:
 
         table = Table(title="pipelines", title_justify="left")
         for heading in ("id", "team", "schedule", "next run (UTC)", "last run", "duration"):
-            table.add_column(heading)
+            table.add_column(heading, no_wrap=heading in ("id", "schedule"), overflow="fold")  # never cut an id
         for row in rows:
-            last = f"{row['last_state']} {row['last_run_at'] or ''}".strip() if row["last_state"] else "never ran"
+            last = f"{row['last_state']} {_minute(row['last_run_at'])}".strip() if row["last_state"] else "never ran"
             duration = f"{row['last_duration_s']:.1f}s" if row["last_duration_s"] is not None else ""
-            table.add_row(row["id"], row["team"], row["schedule"], row["next_run"] or "-", last, duration)
+            table.add_row(row["id"], row["team"], row["schedule"], _minute(row["next_run"]) or "-", last, duration)
         Console().print(table)
         for problem in problems:
             click.echo(str(problem), err=True)
@@ -195,6 +195,11 @@ def schema_command(write: bool) -> None:
         click.echo(f"wrote {SCHEMA_FILE}")
     else:
         click.echo(text, nl=False)
+
+
+def _minute(stamp: str | None) -> str:
+    """An ISO time as ``2026-12-05 02:30`` (a table cell; JSON keeps the full time)."""
+    return stamp[:16].replace("T", " ") if stamp else ""
 
 
 def _day(text: str | None) -> date:
