@@ -81,3 +81,18 @@ def coerce(logical: str, value: Any) -> Any:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"{value!r} is not an ISO 8601 {'date' if logical == 'date' else 'date-time'}") from None
+
+
+def fit_record(record: dict[str, Any], columns: list[tuple[str, str, bool]]) -> tuple[tuple[Any, ...], str]:
+    """A record (CSV row, JSON line, API record) as a row of ``(name, logical type, nullable)``
+    columns, or ``((), why)`` when it does not fit: the one check both extract kinds use."""
+    values = []
+    for name, logical, nullable in columns:
+        value = record.get(name)
+        if value is None and not nullable:
+            return (), f"{name}: missing (the column is not nullable)"
+        try:
+            values.append(coerce(logical, value))
+        except ValueError as exc:
+            return (), f"{name}: {exc}"
+    return tuple(values), ""

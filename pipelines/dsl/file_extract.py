@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lineage_auditor.errors import ConfigError
-from pipelines.dsl.columns import coerce, logical_type
+from pipelines.dsl.columns import fit_record, logical_type
 from pipelines.dsl.model import FileExtract, FileFormat
 
 
@@ -63,7 +63,7 @@ def _csv(text: str, columns: list[tuple[str, str, bool]], path: Path) -> FileRow
         if not any(cell.strip() for cell in cells):
             continue
         record = {name: (cells[i] if i < len(cells) else "") for name, i in index.items()}
-        row, problem = _fit({k: (v if v.strip() != "" else None) for k, v in record.items()}, columns)
+        row, problem = fit_record({k: (v if v.strip() != "" else None) for k, v in record.items()}, columns)
         if problem:
             out.rejected.append({"line": start, "reason": problem, "raw": ",".join(cells)})
         else:
@@ -84,22 +84,9 @@ def _jsonl(text: str, columns: list[tuple[str, str, bool]]) -> FileRows:
         if not isinstance(record, dict):
             out.rejected.append({"line": number, "reason": "a record is a JSON object", "raw": line[:2000]})
             continue
-        row, problem = _fit(record, columns)
+        row, problem = fit_record(record, columns)
         if problem:
             out.rejected.append({"line": number, "reason": problem, "raw": record})
         else:
             out.rows.append(row)
     return out
-
-
-def _fit(record: dict[str, Any], columns: list[tuple[str, str, bool]]) -> tuple[tuple[Any, ...], str]:
-    values = []
-    for name, logical, nullable in columns:
-        value = record.get(name)
-        if value is None and not nullable:
-            return (), f"{name}: missing (the column is not nullable)"
-        try:
-            values.append(coerce(logical, value))
-        except ValueError as exc:
-            return (), f"{name}: {exc}"
-    return tuple(values), ""

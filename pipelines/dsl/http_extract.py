@@ -22,7 +22,7 @@ import httpx
 
 from lineage_auditor.errors import ConfigError
 from lineage_auditor.retry import RetryPolicy
-from pipelines.dsl.columns import coerce, logical_type
+from pipelines.dsl.columns import fit_record, logical_type
 from pipelines.dsl.model import HttpExtract, Paging
 from pipelines.sources.errors import MalformedResponse
 from pipelines.sources.resilience import ResilientHttp
@@ -128,13 +128,4 @@ def _records(body: Any, key: str, page: int) -> list[Any]:
 def _row(record: Any, columns: list[tuple[str, str, bool]]) -> tuple[tuple[Any, ...], str]:
     if not isinstance(record, dict):
         return (), f"a record is an object, got {type(record).__name__}"
-    values = []
-    for name, logical, nullable in columns:
-        value = record.get(name)
-        if value is None and not nullable:
-            return (), f"{name}: missing (the column is not nullable)"
-        try:
-            values.append(coerce(logical, value))
-        except ValueError as exc:
-            return (), f"{name}: {exc}"
-    return tuple(values), ""
+    return fit_record(record, columns)
