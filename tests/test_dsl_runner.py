@@ -346,3 +346,26 @@ def test_the_python_step_example_runs_offline_with_its_declared_lineage(tmp_path
     upstream = graph.column_upstream(ColumnRef(imperial, "temperature_f"))
     assert [(c.dataset.name.split(".", 1)[1], c.field) for c in upstream[:1]] == [("staging.forecast", "temperature_c")]
     assert any(c.dataset.namespace.startswith("https://api.open-meteo.com") for c in upstream)  # through the connector
+
+
+def test_use_last_snapshot_keeps_the_run_going_while_the_source_is_down(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.sources.mock_api import MockApiServer
+
+    spec = HTTP_SPEC.replace("retries: {{count: 0}}", "retries: {{count: 0}}\non_source_failure: use_last_snapshot\n"
+                                                      "max_staleness: 1h\ntimeout: 2s")  # a down source costs 2 s
+    with MockApiServer(n_users=30, seed=3) as server:
+        monkeypatch.setenv("CRM_TOKEN", server.token)
+        (project / "crm.yml").write_text(spec.format(url=server.url))
+        server.set_faults({"outage": True})
+        first = _run(project, date(2024, 5, 1), spec="crm.yml")
+        assert first.state == "FAIL" and "no earlier snapshot (max_staleness 1h)" in (first.steps[0].error or ""), first
+        server.set_faults({"outage": False})
+        assert _run(project, date(2024, 5, 1), spec="crm.yml").ok
+        server.set_faults({"outage": True})
+        degraded = _run(project, date(2024, 5, 2), spec="crm.yml")
+    assert degraded.ok and degraded.degraded, degraded
+    assert _rows(project, "SELECT count(*) FROM staging.users") == [(30,)]
+    with EmbeddedStore(project / "lineage.db") as store:
+        complete = [e for e in store.events() if e["eventType"] == "COMPLETE" and e["job"]["name"] == "crm_users"]
+    facet = complete[-1]["run"]["facets"]["lineageAudit_degraded"]
+    assert facet["source"] == "users" and facet["maxStalenessSeconds"] == 3600 and facet["snapshotAgeSeconds"] < 3600

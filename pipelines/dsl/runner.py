@@ -26,7 +26,21 @@ from lineage_auditor.model import ColumnRef, DatasetLineage, InputField, OutputF
 from lineage_auditor.retry import Deadline, GaveUp, Retryable, RetryPolicy, retry_call
 from pipelines.dsl.listing import JOB_NAMESPACE
 from pipelines.dsl.loader import LoadedSpec
-from pipelines.dsl.model import Check, CheckSeverity, FileFormat, LoadMode, Pipeline, Retries, RetryOn, Step, StepKind
+from lineage_auditor.durations import display_duration
+from lineage_auditor.times import iso
+from pipelines.dsl import snapshots
+from pipelines.dsl.model import (
+    Check,
+    CheckSeverity,
+    FileFormat,
+    LoadMode,
+    OnSourceFailure,
+    Pipeline,
+    Retries,
+    RetryOn,
+    Step,
+    StepKind,
+)
 from pipelines.dsl.plan import Plan, StepPlan, plan_spec
 from pipelines.runtime.events import JobSpec, RunContext
 from pipelines.runtime.run import Environment, RunSummary, quiet, summarize
@@ -88,7 +102,9 @@ def run_spec(loaded: LoadedSpec, day: date, *, params: Mapping[str, str] | None 
                     _run_step(loaded, plan, steps[step_plan.id], step_plan, parent, env, sleep)
         except LineageAuditError:
             pass  # the FAIL events carry it; the summary reports it
-        return summarize(parent, env, first_event=first_event)
+        from pipelines.runtime.events import DEGRADED_FACET
+
+        return summarize(parent, env, first_event=first_event, degraded=parent.has_run_facet(DEGRADED_FACET))
 
 
 def _refuse_unsupported(loaded: LoadedSpec, plan: Plan) -> None:
@@ -131,9 +147,17 @@ def _run_step(loaded: LoadedSpec, plan: Plan, step: Step, step_plan: StepPlan, p
                 raise
 
         try:
-            outcome = retry_call(attempt, policy=policy, deadline=deadline, sleep=sleep)
-        except GaveUp as exc:
-            raise PipelineError(f"step {step.id}: {exc.why}: {exc.last.reason}") from None
+            try:
+                outcome = retry_call(attempt, policy=policy, deadline=deadline, sleep=sleep)
+            except GaveUp as exc:
+                raise PipelineError(f"step {step.id}: {exc.why}: {exc.last.reason}") from None
+        except PipelineError as exc:
+            if step.kind is not StepKind.EXTRACT or loaded.pipeline.on_source_failure is not OnSourceFailure.USE_LAST_SNAPSHOT:
+                raise
+            _use_last_snapshot(loaded, step, step_plan, env, run, parent, exc)
+            return
+        if step.kind is StepKind.EXTRACT:
+            snapshots.record(env.home, loaded.pipeline.id, step.id, step_plan.writes)
         if outcome.connector is not None:
             _report_connector(run, outcome.connector)
             return
@@ -148,6 +172,34 @@ def _run_step(loaded: LoadedSpec, plan: Plan, step: Step, step_plan: StepPlan, p
         if failed:
             raise CheckFailed(f"step {step.id}: {len(failed)} check{'s' if len(failed) > 1 else ''} failed: "
                               + "; ".join(a["description"] for a in failed))
+
+
+def _use_last_snapshot(loaded: LoadedSpec, step: Step, step_plan: StepPlan, env: Environment, run: RunContext,
+                       parent: RunContext, failure: PipelineError) -> None:
+    """The source stayed down: go on with the tables its last good extract left, if young enough.
+
+    Both runs are marked degraded (the ``lineageAudit_degraded`` facet says how old the
+    snapshot is); without a snapshot younger than ``max_staleness`` the step fails as it would.
+    """
+    from pipelines.runtime.events import DEGRADED_FACET, DegradedRunFacet
+
+    spec = loaded.pipeline
+    assert spec.max_staleness is not None
+    taken = snapshots.taken_at(env.home, spec.id, step.id)
+    limit = spec.max_staleness.total_seconds()
+    age = (datetime.now(timezone.utc) - taken).total_seconds() if taken else None
+    present = all(env.target.table_exists(t) for t in step_plan.writes)
+    if taken is None or age is None or age > limit or not present:
+        why = ("no earlier snapshot" if taken is None else "its tables are gone" if not present
+               else f"the last snapshot is {display_duration(age or 0)} old")
+        raise PipelineError(f"{failure.message}; {why} (max_staleness {display_duration(limit)})") from None
+    facet = DegradedRunFacet(reason=f"source failed, using the snapshot of {iso(taken)}: {failure.message}",
+                             source=step.id, snapshotTakenAt=iso(taken), snapshotAgeSeconds=round(age, 1),
+                             maxStalenessSeconds=limit)
+    run.add_run_facet(DEGRADED_FACET, facet)
+    parent.add_run_facet(DEGRADED_FACET, facet)
+    for table in step_plan.writes:
+        run.add_output(env.target.dataset(table), schema=_schema(env.target, table))
 
 
 def _report_connector(run: RunContext, result: Any) -> None:

@@ -293,6 +293,9 @@ class RunContext:
         """Attach a run facet (our own facets use the keys in ``CUSTOM_FACETS``)."""
         self._run_facets[key] = facet
 
+    def has_run_facet(self, key: str) -> bool:
+        return key in self._run_facets
+
     def child(self, job: JobSpec) -> "RunContext":
         """A step of this run: same nominal time, ``parent`` facet pointing here."""
         return RunContext(self.events, job, parent=self)
