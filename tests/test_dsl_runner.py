@@ -369,3 +369,30 @@ def test_use_last_snapshot_keeps_the_run_going_while_the_source_is_down(project:
         complete = [e for e in store.events() if e["eventType"] == "COMPLETE" and e["job"]["name"] == "crm_users"]
     facet = complete[-1]["run"]["facets"]["lineageAudit_degraded"]
     assert facet["source"] == "users" and facet["maxStalenessSeconds"] == 3600 and facet["snapshotAgeSeconds"] < 3600
+
+
+def test_a_freshness_gate_waits_for_the_upstream_team(project: Path) -> None:
+    consumer = """\
+apiVersion: lineage-audit/v1
+kind: Pipeline
+id: churn_inputs
+team: ml
+retries: {count: 0}
+sources: [analytics.daily_revenue]
+steps:
+  - id: upstream_fresh
+    gate:
+      freshness: {dataset: analytics.daily_revenue, max_staleness: 1h}
+  - id: features
+    depends_on: [upstream_fresh]
+    sql:
+      query: "CREATE TABLE features.revenue AS SELECT user_id, revenue FROM analytics.daily_revenue"
+"""
+    (project / "consumer.yml").write_text(consumer)
+    early = _run(project, date(2024, 5, 1), spec="consumer.yml")
+    assert early.state == "FAIL" and [s.job for s in early.steps] == ["churn_inputs.upstream_fresh"]
+    assert early.steps[0].error == "gate upstream_fresh: no completed run has written analytics.daily_revenue (upstream not ready)"
+    assert _run(project, date(2024, 5, 1)).ok  # the growth team's pipeline writes it
+    later = _run(project, date(2024, 5, 1), spec="consumer.yml")
+    assert later.ok, later
+    assert _rows(project, "SELECT count(*) FROM features.revenue") == [(2,)]

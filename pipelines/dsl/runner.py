@@ -47,7 +47,7 @@ from pipelines.runtime.run import Environment, RunSummary, quiet, summarize
 from pipelines.runtime.targets import Target, quote
 
 SUPPORTED = {
-    StepKind.GATE: ("http", "sql"),
+    StepKind.GATE: ("http", "sql", "freshness"),
     StepKind.EXTRACT: ("file", "http", "connector"),
 }
 STEP_DEADLINE = 24 * 3600.0  # a step without a timeout still ends its retries within a day
@@ -150,6 +150,8 @@ def _run_step(loaded: LoadedSpec, plan: Plan, step: Step, step_plan: StepPlan, p
             try:
                 outcome = retry_call(attempt, policy=policy, deadline=deadline, sleep=sleep)
             except GaveUp as exc:
+                if policy.max_attempts == 1:  # no retries asked for: the failure as it is
+                    raise PipelineError(exc.last.reason) from None
                 raise PipelineError(f"step {step.id}: {exc.why}: {exc.last.reason}") from None
         except PipelineError as exc:
             if step.kind is not StepKind.EXTRACT or loaded.pipeline.on_source_failure is not OnSourceFailure.USE_LAST_SNAPSHOT:
@@ -271,11 +273,31 @@ def _gate(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Out
             raise PipelineError(f"gate {step.id}: {gate.http.url} did not answer ({type(exc).__name__})") from None
         if status != gate.http.expect_status:
             raise PipelineError(f"gate {step.id}: {gate.http.url} answered {status}, expected {gate.http.expect_status}")
+    elif gate.freshness is not None:
+        _gate_freshness(step, gate.freshness.dataset, gate.freshness.max_staleness.total_seconds(), env)
     elif gate.sql is not None:
         rows = env.target.query(gate.sql.query)
         if not rows or not rows[0] or not rows[0][0]:
             raise PipelineError(f"gate {step.id}: the probe query returned no true value")
     return _Outcome()
+
+
+def _gate_freshness(step: Step, table: str, limit: float, env: Environment) -> None:
+    """The last completed run that wrote ``table`` (in this warehouse) must be younger than ``limit``."""
+    from collectors.sources import read_events
+    from lineage_auditor.events import RunState
+
+    ref = env.target.dataset(table)
+    last = None
+    for event in read_events(env.lineage):
+        if event.event_type is RunState.COMPLETE and any(o.ref == ref for o in event.outputs):
+            last = event.time if last is None or event.time > last else last
+    if last is None:
+        raise PipelineError(f"gate {step.id}: no completed run has written {table} (upstream not ready)")
+    age = (datetime.now(timezone.utc) - last).total_seconds()
+    if age > limit:
+        raise PipelineError(f"gate {step.id}: {table} was last written {display_duration(age)} ago "
+                            f"(max_staleness {display_duration(limit)})")
 
 
 def _extract(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:

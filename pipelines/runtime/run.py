@@ -37,6 +37,7 @@ class Environment:
     target: Target
     events: EventLog
     emitter: Any = None
+    lineage: str | None = None  # the lineage address the run reports to (None: the configured one)
 
     @classmethod
     def create(
@@ -59,7 +60,7 @@ class Environment:
         warehouse = parse_target(target, default_path=state / WAREHOUSE_FILE)
         emitter = emitter_from_config(lineage, home=state)
         events = EventLog(emitter, secrets=(*warehouse.secrets(), *secrets))
-        return cls(state, warehouse, events, emitter)
+        return cls(state, warehouse, events, emitter, lineage)
 
     def close(self) -> None:
         if self.emitter is not None and hasattr(self.emitter, "close"):
