@@ -396,3 +396,47 @@ steps:
     later = _run(project, date(2024, 5, 1), spec="consumer.yml")
     assert later.ok, later
     assert _rows(project, "SELECT count(*) FROM features.revenue") == [(2,)]
+
+
+def test_an_sql_extract_reads_another_database_with_lineage_to_its_tables(project: Path, pg_dsn: str,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_dsn) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS crm; DROP TABLE IF EXISTS crm.accounts;"
+                     "CREATE TABLE crm.accounts (id bigint primary key, region text, opened date, credit numeric(20,2));"
+                     "INSERT INTO crm.accounts VALUES (1, 'eu', '2024-01-02', 10.50), (2, 'us', '2024-02-03', 99999999999999.00),"
+                     " (3, NULL, '2024-03-04', 1.25)")
+    monkeypatch.setenv("CRM_DSN", pg_dsn)
+    (project / "accounts.yml").write_text("""\
+apiVersion: lineage-audit/v1
+kind: Pipeline
+id: crm_accounts
+team: growth
+retries: {count: 0}
+steps:
+  - id: accounts
+    extract:
+      into: staging.accounts
+      sql:
+        connection: CRM_DSN
+        query: "SELECT id, upper(region) AS region, opened, credit FROM crm.accounts WHERE opened <= DATE '{{ ds }}'"
+        columns:
+          - {name: id, type: BIGINT, nullable: false}
+          - {name: region, type: VARCHAR, nullable: false}
+          - {name: opened, type: DATE}
+          - {name: credit, type: "DECIMAL(14,2)"}
+""")
+    summary = _run(project, date(2024, 3, 1), spec="accounts.yml")
+    assert summary.ok, summary
+    rows = _rows(project, "SELECT id, region, opened::VARCHAR, credit::VARCHAR FROM staging.accounts ORDER BY id")
+    assert rows == [(1, "EU", "2024-01-02", "10.50")]  # 3 opened later
+    dead = [json.loads(line) for line in (project / ".lineage" / "dead-letter" / "crm_accounts.accounts.jsonl").read_text().splitlines()]
+    assert [d["reason"] for d in dead] == ["credit: '99999999999999.00': more than 12 digits before the decimal point"]
+    with EmbeddedStore(project / "lineage.db") as store:
+        graph = LineageGraph.from_events(store.events())
+    staged = next(d for d in graph.datasets() if d.name.endswith("staging.accounts"))
+    region = graph.column_upstream(ColumnRef(staged, "region"), direct_only=True)[0]
+    assert graph.column_upstream(ColumnRef(staged, "region"), direct_only=True) == [region]
+    assert region.dataset.namespace.startswith("postgres://") and region.dataset.name.endswith("crm.accounts")
+    assert region.field == "region"

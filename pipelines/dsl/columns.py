@@ -9,7 +9,7 @@ the loaders cannot create, naming the ones they can.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -50,6 +50,12 @@ def coerce(logical: str, value: Any) -> Any:
     """A JSON value as the column's Python value; ValueError says why it does not fit."""
     if value is None:
         return None
+    if logical == "timestamptz" and isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if logical == "date" and isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if logical in ("int", "bigint", "numeric", "double") and isinstance(value, Decimal):
+        value = str(value)
     if logical == "text":
         return value if isinstance(value, str) else str(value)
     if logical == "boolean":

@@ -195,8 +195,11 @@ class FileExtract(_Spec):
 
 
 class SqlExtract(_Spec):
-    connection: str = Field(min_length=1)
+    connection: str = Field(min_length=1, description="target (the warehouse itself) or the name of an environment "
+                                                      "variable holding the source's postgresql:// or duckdb: URL")
     query: str = Field(min_length=1)
+    dialect: str = "postgres"
+    columns: list[Column] = Field(min_length=1, description="the query's columns loaded, with their types")
 
 
 class Extract(_Spec):

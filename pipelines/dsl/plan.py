@@ -210,7 +210,8 @@ class _Planner:
         elif step.extract is not None:
             self._render_settings(i, step, plan)
             plan.writes.append(step.extract.into)
-            self._declare(step.extract.into, [(c.name, c.type) for c in (step.extract.http or step.extract.file or _NoColumns).columns])
+            origin = step.extract.http or step.extract.file or step.extract.sql or _NoColumns
+            self._declare(step.extract.into, [(c.name, c.type) for c in origin.columns])
         elif step.sql is not None:
             self._sql(i, step, plan, ancestors)
         elif step.python is not None:
@@ -257,7 +258,8 @@ class _Planner:
         extract = step.extract
         assert extract is not None
         for kind, key, value in (("http", "url", extract.http.url if extract.http else None),
-                                 ("file", "path", extract.file.path if extract.file else None)):
+                                 ("file", "path", extract.file.path if extract.file else None),
+                                 ("sql", "query", extract.sql.query if extract.sql else None)):
             if value is None:
                 continue
             loc = ("steps", i, "extract", kind, key)

@@ -10,13 +10,14 @@ the incoming keys and inserts in one transaction, ``append`` is the one mode tha
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time as day_time, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlglot
 from sqlglot import expressions as exp
@@ -24,6 +25,7 @@ from sqlglot import expressions as exp
 from lineage_auditor.errors import ConfigError, LineageAuditError, PipelineError
 from lineage_auditor.model import ColumnRef, DatasetLineage, InputField, OutputField
 from lineage_auditor.retry import Deadline, GaveUp, Retryable, RetryPolicy, retry_call
+from pipelines.dsl.connectors import ConnectorIO, ConnectorResult
 from pipelines.dsl.listing import JOB_NAMESPACE
 from pipelines.dsl.loader import LoadedSpec
 from lineage_auditor.durations import display_duration
@@ -48,8 +50,9 @@ from pipelines.runtime.targets import Target, quote
 
 SUPPORTED = {
     StepKind.GATE: ("http", "sql", "freshness"),
-    StepKind.EXTRACT: ("file", "http", "connector"),
+    StepKind.EXTRACT: ("file", "http", "sql", "connector"),
 }
+R = TypeVar("R")
 STEP_DEADLINE = 24 * 3600.0  # a step without a timeout still ends its retries within a day
 
 
@@ -305,6 +308,8 @@ def _extract(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _
     assert extract is not None
     if extract.http is not None:
         return _extract_http(step, step_plan, plan, env)
+    if extract.sql is not None:
+        return _extract_sql(step, step_plan, plan, env)
     if extract.connector:
         from pipelines.dsl.connectors import connector
 
@@ -367,6 +372,63 @@ def _extract_rows(step: Step, plan: Plan, env: Environment, path: Path) -> _Outc
     return _Outcome(rows={extract.into: result}, rejected=len(found.rejected))
 
 
+def _extract_sql(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
+    """A query against a source database (or the warehouse), its rows checked like any extract."""
+    from lineage_auditor.sql import analyze_sql
+    from pipelines.dsl.columns import fit_record, logical_type
+    from pipelines.runtime.targets import Column, Table, parse_target
+
+    extract = step.extract
+    assert extract is not None and extract.sql is not None
+    settings = extract.sql
+    if settings.connection == "target":
+        source = env.target
+    else:
+        url = os.environ.get(settings.connection, "")
+        if not url:
+            raise ConfigError(f"step {step.id}: the environment variable {settings.connection} holding the source's "
+                              "URL is not set (connection: target reads the warehouse itself)")
+        source = parse_target(url, default_path=env.home / "source.duckdb")
+    query = step_plan.rendered.get("query", settings.query)
+    records = _run(env, step, lambda: source.records(query))
+    columns = [(c.name, logical_type(c.type), c.nullable) for c in settings.columns]
+    rows: list[tuple[Any, ...]] = []
+    rejected: list[dict[str, Any]] = []
+    for index, record in enumerate(records):
+        row, problem = fit_record(record, columns)
+        if problem:
+            rejected.append({"index": index, "reason": problem, "raw": {k: str(v) for k, v in record.items()}})
+        else:
+            rows.append(row)
+    if rejected:
+        from pipelines.sources.dead_letter import DeadLetterWriter
+
+        with DeadLetterWriter(_dead_letter_path(plan, step, env), source=f"{plan.pipeline.id}.{step.id}") as dead:
+            dead.write_many(dead.record(r["reason"], r["raw"], index=r["index"]) for r in rejected)
+    table = Table(extract.into, tuple(Column(name, logical, nullable) for name, logical, nullable in columns))
+    written = _run(env, step, lambda: env.target.replace(table, rows).total)
+    outcome = _Outcome(rows={extract.into: written}, rejected=len(rejected))
+    analysed = analyze_sql(query, dialect=settings.dialect)
+    if analysed.statements:
+        statement = analysed.statements[0]
+        inputs = [ConnectorIO(source.dataset(ref.name)) for ref in statement.inputs]
+        lineage = _in_source(statement.outputs[0], source, env.target.dataset(extract.into)) if statement.outputs else None
+        outcome.connector = ConnectorResult(inputs=inputs, outputs=[ConnectorIO(
+            env.target.dataset(extract.into), schema=env.target.schema_fields(table), lineage=lineage, rows=written)],
+            rows=outcome.rows)
+    return outcome
+
+
+def _in_source(lineage: DatasetLineage, source: Target, output: Any) -> DatasetLineage:
+    """A query's lineage with its inputs named as the source database names them."""
+    def inputs(fields: list[InputField]) -> list[InputField]:
+        return [InputField(ColumnRef(source.dataset(f.column.dataset.name), f.column.field), list(f.transformations))
+                for f in fields]
+
+    return DatasetLineage(output, [OutputField(f.name, f.position, inputs(f.inputs), f.type) for f in lineage.fields],
+                          inputs(lineage.dataset_inputs))
+
+
 def _dead_letter_path(plan: Plan, step: Step, env: Environment) -> Path:
     if plan.pipeline.dead_letter:
         return plan.spec.parent / plan.pipeline.dead_letter
@@ -401,7 +463,7 @@ def _execute_sql(target: Target, text: str) -> int:
     return 0
 
 
-def _run(env: Environment, step: Step, action: Callable[[], int]) -> int:
+def _run(env: Environment, step: Step, action: Callable[[], R]) -> R:
     """A warehouse call with the driver's errors as ours (named by step)."""
     try:
         return action()

@@ -152,6 +152,13 @@ class Target(ABC):
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of a read-only query."""
 
+    def records(self, sql: str) -> list[dict[str, Any]]:
+        """Rows of a read-only query as column name -> value (an extract from this database)."""
+        with self.connect() as conn:
+            cursor = conn.execute(sql)
+            names = [d[0] for d in cursor.description or ()]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
+
     @abstractmethod
     def columns(self, table: str) -> list[tuple[str, str]]:
         """``(name, type)`` of each column of an existing table, in order (empty if none)."""
