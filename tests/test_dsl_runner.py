@@ -116,6 +116,8 @@ def test_every_step_is_a_child_run_with_column_lineage(project: Path) -> None:
     assert graph.producers(orders) == [next(j for j in graph.jobs() if j.name == "daily_revenue.orders")]  # one dataset, not two
     published = next(d for d in graph.datasets() if d.name.endswith("analytics.daily_revenue"))
     assert revenue in graph.upstream(published)
+    # the load carries column lineage too, so an audit traces a published column to its source
+    assert graph.column_root_sources(ColumnRef(published, "revenue"), direct_only=True) == [ColumnRef(orders, "amount")]
     assert [c.field for c in graph.columns(revenue)] == ["user_id", "country", "order_day", "revenue"]
     checks = [e for e in events if e["job"]["name"] == "daily_revenue.quality" and e["eventType"] == "COMPLETE"][0]
     assertions = checks["inputs"][-1]["inputFacets"]["dataQualityAssertions"]["assertions"]

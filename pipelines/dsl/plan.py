@@ -18,6 +18,7 @@ from typing import Any
 from lineage_auditor.errors import ConfigError
 from lineage_auditor.model import (
     DIRECT,
+    IDENTITY,
     TRANSFORMATION,
     ColumnRef,
     DatasetLineage,
@@ -222,12 +223,13 @@ class _Planner:
         elif step.load is not None:
             plan.reads.extend(t for t, p in self.producer.items() if p == step.load.from_)
             plan.writes.append(step.load.table)
+            source = next((t for t, p in self.producer.items() if p == step.load.from_), None)
             if step.load.contract:
                 self._declare(step.load.table, [(c.name, c.type) for c in step.load.contract])
-            else:
-                source = next((t for t, p in self.producer.items() if p == step.load.from_), None)
-                if source and source in self.columns:
-                    self.columns[step.load.table.lower()] = dict(self.columns[source])
+            elif source and source in self.columns:
+                self.columns[step.load.table.lower()] = dict(self.columns[source])
+            if source and source in self.columns:
+                plan.lineage.append(_copied(self.namespace, source, step.load.table, list(self.columns[source])))
         elif step.check is not None:
             self._reads(step.check.dataset, ("steps", i, "check", "dataset"), ancestors, plan)
             self._check_columns(i, step)
@@ -378,6 +380,14 @@ class _Planner:
 
 class _NoColumns:
     columns: list[Any] = []
+
+
+def _copied(namespace: str, source: str, table: str, columns: list[str]) -> DatasetLineage:
+    """A load's column lineage: every column of the loaded table is the source's, unchanged."""
+    return DatasetLineage(dataset_ref(namespace, table), [
+        OutputField(name, position, [InputField(ColumnRef(dataset_ref(namespace, source), name),
+                                                [Transformation(DIRECT, IDENTITY)])])
+        for position, name in enumerate(columns)])
 
 
 def _writes_table(step: Step, table: str) -> bool:
