@@ -87,6 +87,7 @@ def test_bad_statement_exit_2_with_position_and_other_lineage_kept(run, tmp_path
     (err,) = doc["errors"]
     assert err["file"] == str(bad) and err["line"] == 2 and err["column"] >= 1
     assert f"{bad}:2:" in res.stderr
+    assert "unclosed parenthesis" in err["message"] and "sqlglot" not in err["message"] and "<class" not in err["message"]
 
 
 @pytest.mark.parametrize(

@@ -81,8 +81,21 @@ def _parse_error(exc: ParseError, file: str, positions: _Positions, fallback: in
         col = max(1, col - len(highlight) + 1)
     if not line:
         line, col = positions.at(fallback)
-    message = str(info.get("description") or exc).strip()
+    message = _readable(str(info.get("description") or exc).strip())
     return Problem(f"syntax error: {message}", file=file, line=line, column=col)
+
+
+_REQUIRED = re.compile(r"Required keyword: '(\w+)' missing for <class '[\w.]*?(\w+)'>")
+
+
+def _readable(message: str) -> str:
+    """The parser's words without its class names: ``Required keyword: 'this' missing for
+    <class 'sqlglot...Paren'>`` says an expression ends before it is complete."""
+    match = _REQUIRED.search(message)
+    if match is None:
+        return message
+    node = {"Paren": "parenthesised expression"}.get(match.group(2)) or re.sub(r"(?<!^)(?=[A-Z])", " ", match.group(2)).lower()
+    return f"incomplete {node}: the statement ends before it is complete (an unclosed parenthesis or a missing operand?)"
 
 
 def parse_statements(
