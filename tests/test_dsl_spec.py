@@ -126,6 +126,20 @@ MALFORMED = [
     ("undefined template name", "{{ params.min_amount }}", "{{ minimum }}",
      ["spec.yml:19:9: steps[1].sql.query: template: 'minimum' is undefined (templates see: ds, ds_nodash, data_interval_start, "
       "data_interval_end, run_id, params, env, target)"]),
+    ("a step depending on itself", "depends_on: [orders]", "depends_on: [orders, build]",
+     ["spec.yml:16:26: steps[1].depends_on[1]: step 'build' cannot depend on itself"]),
+    ("a load from itself", "from: build,", "from: publish,",
+     ["spec.yml:25:18: steps[2].load.from: step 'publish' cannot load from itself"]),
+    ("two steps writing one table", "table: analytics.revenue,", "table: mart.revenue,",
+     ["spec.yml:24:5: steps[2]: writes mart.revenue, which step 'build' writes too (one step per table: load or append "
+      "from one place)"]),
+    ("writing a declared source", "sources: [crm.users]", "sources: [crm.users, analytics.revenue]",
+     ["spec.yml:24:5: steps[2]: writes analytics.revenue, which is declared in sources (read-only for this pipeline)"]),
+    ("a blank query", GOOD[GOOD.index("      query: |"):GOOD.index("  - id: publish")], "      query: ' '\n",
+     ["spec.yml:18:14: steps[1].sql.query: the query is empty"]),
+    ("a SQL step that writes nothing", "        CREATE TABLE mart.revenue AS\n", "",
+     ["spec.yml:18:7: steps[1].sql: the SQL writes no table (a query's result would be thrown away; use CREATE "
+      "TABLE ... AS, INSERT, or a gate with a sql probe)"]),
     ("a cycle", "  - id: orders\n", "  - id: orders\n    depends_on: [publish]\n",
      ["spec.yml:10:17: steps[0].depends_on: steps depend on each other in a cycle: orders -> build -> publish -> orders"]),
 ]

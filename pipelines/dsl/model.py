@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, PlainSerializer, WithJsonSchema, model_validator
 
 from lineage_auditor.durations import parse_duration
 from pipelines.dsl.columns import check_type
@@ -220,6 +220,13 @@ class SqlStep(_Spec):
     file: str = ""
     query: str = ""
     dialect: str = "postgres"
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if value and not value.strip():
+            raise ValueError("the query is empty")
+        return value
 
     @model_validator(mode="after")
     def _one(self) -> "SqlStep":

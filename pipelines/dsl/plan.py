@@ -168,11 +168,15 @@ class _Planner:
     def _deps(self, i: int, step: Step) -> set[str]:
         deps = set()
         for j, name in enumerate(step.depends_on):
-            if self._known_step(name, ("steps", i, "depends_on", j)):
+            if name == step.id:
+                self.problem(("steps", i, "depends_on", j), f"step {step.id!r} cannot depend on itself")
+            elif self._known_step(name, ("steps", i, "depends_on", j)):
                 deps.add(name)
         if step.load is not None:
             source = step.load.from_
-            if self._known_step(source, ("steps", i, "load", "from")):
+            if source == step.id:
+                self.problem(("steps", i, "load", "from"), f"step {step.id!r} cannot load from itself")
+            elif self._known_step(source, ("steps", i, "load", "from")):
                 kind = self.spec.steps[self.index[source]].kind
                 if kind not in PRODUCERS:
                     self.problem(("steps", i, "load", "from"), f"step {source!r} is a {kind.value} step: it produces no data to load")
@@ -234,6 +238,7 @@ class _Planner:
             self._reads(step.check.dataset, ("steps", i, "check", "dataset"), ancestors, plan)
             self._check_columns(i, step)
             plan.checks = [_check_text(c.model_dump(exclude_none=True, exclude_defaults=True)) for c in step.check.checks]
+        self._check_writes(i, step, plan)
         for table in plan.writes:
             self.producer[table.lower()] = step.id
         return plan
@@ -310,6 +315,21 @@ class _Planner:
                     self.problem(("steps", i, "check", "checks", j, *key),
                                  f"{step.check.dataset} has no column {column!r}{hint}")
 
+    def _check_writes(self, i: int, step: Step, plan: StepPlan) -> None:
+        """One producer per table, none of them a declared source; a SQL step writes something."""
+        declared = {t.lower() for t in self.spec.sources}
+        for table in plan.writes:
+            key = table.lower()
+            if key in declared:
+                self.problem(("steps", i), f"writes {table}, which is declared in sources (read-only for this pipeline)")
+            elif self.producer.get(key):
+                self.problem(("steps", i), f"writes {table}, which step {self.producer[key]!r} writes too "
+                                           "(one step per table: load or append from one place)")
+        if step.sql is not None and not plan.writes and plan.sql.strip() and not any(
+                p.file == str(self.loaded.path) and p.path.startswith(f"steps[{i}]") for p in self.problems):
+            self.problem(("steps", i, "sql"), "the SQL writes no table (a query's result would be thrown away; "
+                                              "use CREATE TABLE ... AS, INSERT, or a gate with a sql probe)")
+
     def _declare(self, table: str, columns: list[tuple[str, str]]) -> None:
         if columns:
             self.columns[table.lower()] = {name.lower(): kind for name, kind in columns}
@@ -370,7 +390,7 @@ class _Planner:
                     line, column = _find(plan.sql, ref.name, statement.line)
                     self._reads(ref.name, loc, ancestors, plan, file=file, line=first_line + line - 1,
                                 column=column + offset)
-            for out in statement.outputs:
+            for out in statement.outputs if statement.kind != "SELECT" else ():  # a bare SELECT writes nothing
                 if out.dataset.name not in plan.writes:
                     plan.writes.append(out.dataset.name)
                 plan.lineage.append(out)
