@@ -442,3 +442,32 @@ steps:
     assert graph.column_upstream(ColumnRef(staged, "region"), direct_only=True) == [region]
     assert region.dataset.namespace.startswith("postgres://") and region.dataset.name.endswith("crm.accounts")
     assert region.field == "region"
+
+
+def test_row_rules_dead_letter_duplicates_and_unknown_values_like_the_orders_reader(project: Path) -> None:
+    (project / "orders.csv").write_text(
+        "order_id,user_id,amount,order_day,status\n1,10,5.00,2024-05-01,paid\n1,10,5.00,2024-05-01,paid\n"
+        "2,11,7.00,2024-05-01,lost\n3,12,1.00,2024-05-01,shipped\n")
+    (project / "rules.yml").write_text("""\
+apiVersion: lineage-audit/v1
+kind: Pipeline
+id: rules
+team: t
+steps:
+  - id: orders
+    extract:
+      into: staging.orders
+      file:
+        path: orders.csv
+        columns: [{name: order_id, type: BIGINT, nullable: false}, {name: status, type: VARCHAR}]
+        reject:
+          unique: [order_id]
+          accepted_values: {status: [placed, paid, shipped]}
+""")
+    assert _run(project, date(2024, 5, 1), spec="rules.yml").ok
+    assert _rows(project, "SELECT order_id, status FROM staging.orders ORDER BY 1") == [(1, "paid"), (3, "shipped")]
+    dead = [json.loads(line) for line in (project / ".lineage" / "dead-letter" / "rules.orders.jsonl").read_text().splitlines()]
+    assert [(d["line"], d["reason"]) for d in dead] == [
+        (3, "duplicate order_id (first at line 2)"),
+        (4, "status: 'lost' is not one of paid, placed, shipped"),
+    ]

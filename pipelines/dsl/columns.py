@@ -102,3 +102,26 @@ def fit_record(record: dict[str, Any], columns: list[tuple[str, str, bool]]) -> 
         except ValueError as exc:
             return (), f"{name}: {exc}"
     return tuple(values), ""
+
+
+class RowRuleCheck:
+    """Applies an extract's ``reject`` rules record by record (state: the keys seen so far)."""
+
+    def __init__(self, unique: list[str], accepted: dict[str, list[Any]], names: list[str]) -> None:
+        self.key = [names.index(c) for c in unique if c in names]
+        self.key_names = [c for c in unique if c in names]
+        self.accepted = {names.index(c): (c, {str(v) for v in values}) for c, values in accepted.items() if c in names}
+        self.seen: dict[tuple[Any, ...], Any] = {}
+
+    def problems(self, row: tuple[Any, ...], where: Any) -> list[str]:
+        found = []
+        for index, (name, values) in self.accepted.items():
+            if row[index] is not None and str(row[index]) not in values:
+                found.append(f"{name}: {row[index]!r} is not one of {', '.join(sorted(values))}")
+        if self.key:
+            key = tuple(row[i] for i in self.key)
+            if key in self.seen:
+                found.append(f"duplicate {', '.join(self.key_names)} (first at {self.seen[key]})")
+            elif not found:
+                self.seen[key] = where
+        return found

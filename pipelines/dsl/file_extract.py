@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lineage_auditor.errors import ConfigError
-from pipelines.dsl.columns import fit_record, logical_type
+from pipelines.dsl.columns import RowRuleCheck, fit_record, logical_type
 from pipelines.dsl.model import FileExtract, FileFormat
 
 
@@ -27,6 +27,13 @@ class FileRows:
 
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # the line of each row that fit
+    raws: list[Any] = field(default_factory=list)  # and its text as read
+
+    def keep(self, row: tuple[Any, ...], line: int, raw: Any) -> None:
+        self.rows.append(row)
+        self.lines.append(line)
+        self.raws.append(raw)
 
 
 def read_rows(extract: FileExtract, path: Path) -> FileRows:
@@ -41,9 +48,24 @@ def read_rows(extract: FileExtract, path: Path) -> FileRows:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"extract file: not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path)) from None
     columns = [(c.name, logical_type(c.type), c.nullable) for c in extract.columns]
-    if extract.format is FileFormat.CSV:
-        return _csv(text, columns, path)
-    return _jsonl(text, columns)
+    found = _csv(text, columns, path) if extract.format is FileFormat.CSV else _jsonl(text, columns)
+    return _apply_rules(found, extract, [name for name, _, _ in columns])
+
+
+def _apply_rules(found: FileRows, extract: FileExtract, names: list[str]) -> FileRows:
+    """The extract's ``reject`` rules over the rows that fit, in file order."""
+    if extract.reject is None:
+        return found
+    rules = RowRuleCheck(extract.reject.unique, extract.reject.accepted_values, names)
+    kept = FileRows(rejected=found.rejected)
+    for row, line, raw in zip(found.rows, found.lines, found.raws):
+        problems = rules.problems(row, f"line {line}")
+        if problems:
+            kept.rejected.append({"line": line, "reason": "; ".join(problems), "raw": raw})
+        else:
+            kept.keep(row, line, raw)
+    kept.rejected.sort(key=lambda r: r["line"])
+    return kept
 
 
 def _csv(text: str, columns: list[tuple[str, str, bool]], path: Path) -> FileRows:
@@ -67,7 +89,7 @@ def _csv(text: str, columns: list[tuple[str, str, bool]], path: Path) -> FileRow
         if problem:
             out.rejected.append({"line": start, "reason": problem, "raw": ",".join(cells)})
         else:
-            out.rows.append(row)
+            out.keep(row, start, ",".join(cells))
     return out
 
 
@@ -88,5 +110,5 @@ def _jsonl(text: str, columns: list[tuple[str, str, bool]]) -> FileRows:
         if problem:
             out.rejected.append({"line": number, "reason": problem, "raw": record})
         else:
-            out.rows.append(row)
+            out.keep(row, number, record)
     return out

@@ -22,7 +22,7 @@ import httpx
 
 from lineage_auditor.errors import ConfigError
 from lineage_auditor.retry import RetryPolicy
-from pipelines.dsl.columns import fit_record, logical_type
+from pipelines.dsl.columns import RowRuleCheck, fit_record, logical_type
 from pipelines.dsl.model import HttpExtract, Paging
 from pipelines.sources.errors import MalformedResponse
 from pipelines.sources.resilience import ResilientHttp
@@ -50,10 +50,14 @@ def fetch(extract: HttpExtract, *, folder: Path, policy: RetryPolicy,
     with httpx.Client(headers=headers, follow_redirects=True) as client:
         http = ResilientHttp(client, source=source, policy=policy, sleep=sleep or time.sleep)
         deadline = http.new_deadline()
+        rules = (RowRuleCheck(extract.reject.unique, extract.reject.accepted_values, [c[0] for c in columns])
+                 if extract.reject else None)
         for page, body in _pages(http, extract, deadline):
             out.pages = page
             for index, record in enumerate(_records(body, extract.records, page)):
                 row, problem = _row(record, columns)
+                if not problem and rules is not None:
+                    problem = "; ".join(rules.problems(row, f"page {page} record {index}"))
                 if problem:
                     out.rejected.append({"page": page, "index": index, "reason": problem, "raw": record})
                 else:

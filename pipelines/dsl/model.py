@@ -186,12 +186,21 @@ class HttpExtract(_Spec):
     token_env: str = Field("", description="an environment variable holding a bearer token")
     token_file: str = Field("", description="a file holding a bearer token")
     columns: list[Column] = Field(min_length=1, description="the record keys loaded, with their types")
+    reject: RowRules | None = Field(None, description="row rules: records that break them are dead-lettered")
+
+
+class RowRules(_Spec):
+    """Rules a record must meet to load; one that breaks any is dead-lettered with every reason."""
+
+    unique: list[str] = Field(default_factory=list, description="columns whose values identify a record: later repeats are refused")
+    accepted_values: dict[str, list[Any]] = Field(default_factory=dict, description="column -> the only values it may hold")
 
 
 class FileExtract(_Spec):
     path: str = Field(min_length=1)
     format: FileFormat = FileFormat.CSV
     columns: list[Column] = Field(default_factory=list)
+    reject: RowRules | None = Field(None, description="row rules: records that break them are dead-lettered")
 
 
 class SqlExtract(_Spec):
