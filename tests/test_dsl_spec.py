@@ -78,7 +78,7 @@ MALFORMED = [
     ("unknown step key", "  - id: build\n", "  - id: build\n    dependson: [orders]\n",
      ["spec.yml:16:5: steps[1].dependson: unknown key 'dependson' (did you mean 'depends_on'?)"]),
     ("unknown key without a close one", "        path: orders.csv\n", "        path: orders.csv\n        zzz: 1\n",
-     ["spec.yml:14:9: steps[0].extract.file.zzz: unknown key 'zzz' (allowed: columns, format, path)"]),
+     ["spec.yml:14:9: steps[0].extract.file.zzz: unknown key 'zzz' (allowed: columns, format, path, reject)"]),
     ("misspelt param key", "{type: number, default: 0}", "{typ: number, default: 0}",
      ["spec.yml:6:16: params.min_amount.typ: unknown key 'typ' (did you mean 'type'?)"]),
     ("wrong apiVersion", "apiVersion: lineage-audit/v1", "apiVersion: lineage-audit/v2",
