@@ -21,7 +21,7 @@ from collectors.emit.config import resolve_transport_config
 from collectors.openlineage_json import iter_located_events
 from collectors.store.address import READABLE, StoreKind, describe, parse_address, store_path
 from collectors.store.sqlite import EmbeddedStore
-from lineage_auditor.errors import EventError, StoreError
+from lineage_auditor.errors import EventError, StoreError, StoreNotFound
 from lineage_auditor.events import RunEvent, from_openlineage, is_static_event, run_events, sort_events
 
 
@@ -66,7 +66,7 @@ def open_embedded(spec: str | None = None) -> EmbeddedStore | None:
         return None
     path = store_path(config)
     if not path.exists():
-        raise StoreError("no embedded lineage store here yet (run a pipeline first)", file=str(path))
+        raise StoreNotFound("no embedded lineage store here yet (run a pipeline first)", file=str(path))
     return EmbeddedStore(path, create=False)
 
 

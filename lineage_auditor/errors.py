@@ -41,6 +41,10 @@ class StoreError(LineageAuditError):
     """A lineage store that cannot be opened, read or written (corrupt, foreign, unreachable)."""
 
 
+class StoreNotFound(StoreError):
+    """No embedded store at the address yet: nothing has been recorded (for a reader, no events)."""
+
+
 class SqlError(LineageAuditError):
     """SQL that the engine cannot analyse (a parse error, an ambiguous alias)."""
 

@@ -179,6 +179,14 @@ def position(root: yaml.Node | None, loc: tuple[Any, ...], *, at_key: bool = Fal
     ``at_key`` points at the last key itself rather than its value (for an unknown key).
     (0, 0) when there is no document.
     """
+    best = find_node(root, loc, at_key=at_key)
+    if best is None:
+        return (0, 0)
+    return (best.start_mark.line + 1, best.start_mark.column + 1)
+
+
+def find_node(root: yaml.Node | None, loc: tuple[Any, ...], *, at_key: bool = False) -> yaml.Node | None:
+    """The deepest node along ``loc`` (its key node with ``at_key``); what :func:`position` points at."""
     node, best = root, root
     for part in loc:
         found = None
@@ -192,9 +200,7 @@ def position(root: yaml.Node | None, loc: tuple[Any, ...], *, at_key: bool = Fal
         if found is None:
             break
         node = found
-    if best is None:
-        return (0, 0)
-    return (best.start_mark.line + 1, best.start_mark.column + 1)
+    return best
 
 
 # ---------------------------------------------------------------------------- JSON

@@ -331,3 +331,13 @@ def test_a_check_on_a_column_the_table_does_not_have(tmp_path: Path) -> None:
                   "        - not_null: totl\n        - accepted_values: {column: user_id, values: [1]}\n"
     assert _problems(tmp_path, text) == [
         "spec.yml:31:21: steps[3].check.checks[0].not_null: mart.revenue has no column 'totl' (did you mean 'total'?)"]
+
+
+def test_validate_counts_a_spec_whose_problem_is_in_its_sql_file_as_invalid(tmp_path: Path) -> None:
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "sql" / "build.sql").write_text("CREATE TABLE mart.revenue AS SELECT user_id FROM nowhere.t\n")
+    start, end = GOOD.index("      query: |"), GOOD.index("  - id: publish")
+    _write(tmp_path, GOOD[:start] + "      file: sql/build.sql\n" + GOOD[end:])
+    report = json.loads(_invoke("pipelines", "validate", str(tmp_path), "--format", "json").output)
+    assert (report["specs"], report["valid"]) == (1, 0)
+    assert [Path(p["file"]).name for p in report["problems"]] == ["build.sql"]

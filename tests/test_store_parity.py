@@ -269,3 +269,30 @@ def test_malformed_column_lineage_costs_only_that_lineage(tmp_path: Path) -> Non
 
     with EmbeddedStore(tmp_path / "door.db") as store, pytest.raises(EventError, match="inputFields\\[0\\].field: missing"):
         store.add_event(bad)
+
+
+def test_another_producers_failed_assertions_become_findings(tmp_path: Path) -> None:
+    """A data-quality tool's events (its own producer, +05:30 times, arriving before the write)."""
+    ge = "https://github.com/great-expectations/great_expectations"
+    check = {
+        "eventType": "COMPLETE", "eventTime": "2024-05-01T15:45:00+05:30", "producer": ge,
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+        "run": {"runId": "01900000-0000-7000-8000-0000000000ee"}, "job": {"namespace": "ge", "name": "suite.customers"},
+        "inputs": [{"namespace": NS, "name": TABLE, "inputFacets": {"dataQualityAssertions": {
+            "_producer": ge, "_schemaURL": "s", "assertions": [
+                {"assertion": "expect_column_values_to_not_be_null", "success": False, "column": "b"},
+                {"assertion": "expect_table_row_count_to_be_between", "success": True}]}}}],
+        "outputs": [],
+    }
+    path = tmp_path / "events.ndjson"
+    path.write_text("".join(json.dumps(e) + "\n" for e in [check, *_events()]))  # out of order: the check first
+    config = tmp_path / "lineage-audit.yml"
+    config.write_text(CONFIG)
+    _register()
+    res = CliRunner().invoke(cli, ["audit", "--store", f"file:{path}", "--config", str(config), "--format", "json",
+                                   "--check", "assertions"], catch_exceptions=False)
+    assert res.exit_code == 1, res.output
+    findings = json.loads(res.stdout)["findings"]
+    assert [(f["severity"], f["subject"], f["title"]) for f in findings] == [
+        ("high", f"{TABLE}.b", "data-quality assertion expect_column_values_to_not_be_null failed")]
+    assert findings[0]["evidence"]["checked_at"] == "2024-05-01T10:15:00Z"

@@ -29,7 +29,7 @@ import orjson
 
 from collectors.openlineage_json import event_identity
 from collectors.store.schema import DDL, OLD_VIEW_TABLES, SCHEMA_VERSION
-from lineage_auditor.errors import EventError, StoreError
+from lineage_auditor.errors import EventError, StoreError, StoreNotFound
 from lineage_auditor.events import RunEvent, from_openlineage, is_static_event
 from lineage_auditor.times import time_key
 
@@ -52,7 +52,7 @@ class EmbeddedStore:
         if self.path.is_dir():
             raise StoreError("is a folder, not an embedded lineage store (a .db file)", file=str(self.path))
         if not create and not self.path.is_file():
-            raise StoreError("no embedded lineage store here", file=str(self.path))
+            raise StoreNotFound("no embedded lineage store here", file=str(self.path))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(

@@ -41,19 +41,20 @@ def validate_command(paths: tuple[Path, ...], day: str | None, fmt: str) -> None
     that every table a step reads is produced by a step it depends on or listed in sources.
     One broken spec never hides the problems of another; exit 2 when any is invalid.
     """
-    from pipelines.dsl.loader import SpecErrors, load_specs
+    from pipelines.dsl.loader import SpecErrors, load_specs, spec_files
     from pipelines.dsl.plan import plan_spec
 
-    specs, problems = load_specs(paths or (Path("."),))
+    files = spec_files(paths or (Path("."),))
+    specs, problems = load_specs(files)
+    valid = 0  # a spec's problems may sit in another file (its SQL, its defaults): count specs, not files
     for loaded in specs:
         try:
             plan_spec(loaded, _day(day))
+            valid += 1
         except SpecErrors as exc:
             problems.extend(exc.problems)
-    valid = len(specs) - len({p.file for p in problems if p.file in {str(s.path) for s in specs}})
     if fmt == "json":
-        click.echo(json.dumps({"specs": len(specs) + len({p.file for p in problems} - {str(s.path) for s in specs}),
-                               "valid": valid, "problems": [p.__dict__ for p in problems]}, indent=2))
+        click.echo(json.dumps({"specs": len(files), "valid": valid, "problems": [p.__dict__ for p in problems]}, indent=2))
     else:
         for problem in problems:
             click.echo(str(problem), err=True)

@@ -80,11 +80,15 @@ class OpenMeteo:
 
     def tables(self, into: str, options: Mapping[str, Any]) -> dict[str, list[tuple[str, str]]]:
         from pipelines.runtime.coltypes import spelled
+
+        return {t.name: [(c.name, spelled(c.type)) for c in t.columns] for t in self._tables(into, self._options(options))}
+
+    @staticmethod
+    def _tables(into: str, opts: _OpenMeteoOptions) -> tuple[Any, Any]:
+        """The readings table and its quarantine, named as the spec says."""
         from pipelines.weather import transform as tx
 
-        opts = self._options(options)
-        hourly, quarantine = tx.HOURLY_TABLE.renamed(into), tx.QUARANTINE_TABLE.renamed(opts.quarantine or f"{into}_quarantine")
-        return {t.name: [(c.name, spelled(c.type)) for c in t.columns] for t in (hourly, quarantine)}
+        return tx.HOURLY_TABLE.renamed(into), tx.QUARANTINE_TABLE.renamed(opts.quarantine or f"{into}_quarantine")
 
     def run(self, into: str, options: Mapping[str, Any], *, day: date, target: Target, run_id: str) -> ConnectorResult:
         from pipelines.runtime.naming import http_dataset
@@ -98,7 +102,7 @@ class OpenMeteo:
             locations = [Location(str(loc["name"]), float(loc["latitude"]), float(loc["longitude"])) for loc in opts.locations]
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"connector open_meteo: a location needs name, latitude and longitude ({exc})") from None
-        hourly, quarantine = tx.HOURLY_TABLE.renamed(into), tx.QUARANTINE_TABLE.renamed(opts.quarantine or f"{into}_quarantine")
+        hourly, quarantine = self._tables(into, opts)
         # the dataset keeps the name of the API a stand-in or a replay serves for, as the pipeline's does
         source = http_dataset(DEFAULT_BASE_URL.rstrip("/") + FORECAST_PATH)
         policy = RetryPolicy(timeout=opts.timeout_s, deadline=6 * opts.timeout_s)

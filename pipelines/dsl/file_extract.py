@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lineage_auditor.errors import ConfigError
+from lineage_auditor.textfiles import read_text
 from pipelines.dsl.columns import RowRuleCheck, fit_record, logical_type
 from pipelines.dsl.model import FileExtract, FileFormat
 
@@ -41,12 +42,7 @@ def read_rows(extract: FileExtract, path: Path) -> FileRows:
     if extract.format is FileFormat.PARQUET:
         raise ConfigError("extract file: Parquet with declared columns is not read row by row; "
                           "leave out columns to load it as it is (DuckDB targets)")
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        raise ConfigError(f"extract file: cannot read it: {exc.strerror}", file=str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"extract file: not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path)) from None
+    text = read_text(path, what="extract file")
     columns = [(c.name, logical_type(c.type), c.nullable) for c in extract.columns]
     found = _csv(text, columns, path) if extract.format is FileFormat.CSV else _jsonl(text, columns)
     return _apply_rules(found, extract, [name for name, _, _ in columns])

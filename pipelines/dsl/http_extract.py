@@ -22,6 +22,7 @@ import httpx
 
 from lineage_auditor.errors import ConfigError
 from lineage_auditor.retry import RetryPolicy
+from lineage_auditor.textfiles import read_text
 from pipelines.dsl.columns import RowRuleCheck, fit_record, logical_type
 from pipelines.dsl.model import HttpExtract, Paging
 from pipelines.sources.errors import MalformedResponse
@@ -52,9 +53,9 @@ def fetch(extract: HttpExtract, *, folder: Path, policy: RetryPolicy,
         deadline = http.new_deadline()
         rules = (RowRuleCheck(extract.reject.unique, extract.reject.accepted_values, [c[0] for c in columns])
                  if extract.reject else None)
-        for page, body in _pages(http, extract, deadline):
+        for page, records in _pages(http, extract, deadline):
             out.pages = page
-            for index, record in enumerate(_records(body, extract.records, page)):
+            for index, record in enumerate(records):
                 row, problem = _row(record, columns)
                 if not problem and rules is not None:
                     problem = "; ".join(rules.problems(row, f"page {page} record {index}"))
@@ -73,16 +74,13 @@ def _auth(extract: HttpExtract, folder: Path) -> dict[str, str]:
             raise ConfigError(f"extract http: the environment variable {extract.token_env} holding the token is not set")
         return {"Authorization": f"Bearer {token}"}
     if extract.token_file:
-        path = folder / extract.token_file
-        try:
-            token = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"extract http: cannot read the token file: {exc.strerror}", file=str(path)) from None
+        token = read_text(folder / extract.token_file, what="the token file").strip()
         return {"Authorization": f"Bearer {token}"}
     return {}
 
 
-def _pages(http: ResilientHttp, extract: HttpExtract, deadline: Any) -> Iterator[tuple[int, Any]]:
+def _pages(http: ResilientHttp, extract: HttpExtract, deadline: Any) -> Iterator[tuple[int, list[Any]]]:
+    """Each page's records, following the paging until the API says there are no more."""
     url: str | None = extract.url
     cursor: str | None = None
     for page in range(1, MAX_PAGES + 1):
@@ -92,10 +90,9 @@ def _pages(http: ResilientHttp, extract: HttpExtract, deadline: Any) -> Iterator
         elif extract.paging is Paging.CURSOR:
             params = {extract.size_param: extract.page_size, **({extract.cursor_param: cursor} if cursor else {})}
         assert url is not None
-        response = http.get(url, deadline=http.call_deadline(deadline), params=params or None, parse=_json)
-        body = response.json()
-        yield page, body
+        response, body = http.get(url, deadline=http.call_deadline(deadline), params=params or None, parse=_json)
         records = _records(body, extract.records, page)
+        yield page, records
         if extract.paging is Paging.NONE:
             return
         if extract.paging is Paging.PAGE and len(records) < extract.page_size:
@@ -111,12 +108,12 @@ def _pages(http: ResilientHttp, extract: HttpExtract, deadline: Any) -> Iterator
     raise MalformedResponse(f"more than {MAX_PAGES} pages: the API keeps paging", raw="")
 
 
-def _json(response: httpx.Response) -> httpx.Response:
+def _json(response: httpx.Response) -> tuple[httpx.Response, Any]:
+    """The response with its body decoded once (a body that is not JSON is retried, then refused)."""
     try:
-        response.json()
-    except ValueError:
+        return response, response.json()
+    except (ValueError, RecursionError):
         raise MalformedResponse("the page is not JSON", raw=response.text[:2000]) from None
-    return response
 
 
 def _records(body: Any, key: str, page: int) -> list[Any]:

@@ -7,9 +7,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from lineage_auditor.errors import LineageAuditError
+from lineage_auditor.errors import LineageAuditError, StoreNotFound
 from lineage_auditor.events import Run
-from lineage_auditor.model import JobRef
 from lineage_auditor.times import iso
 from pipelines.dsl.loader import LoadedSpec, SpecProblem, load_specs
 from pipelines.dsl.schedule import parse_cron, stagger_offset, staggered, zone
@@ -55,21 +54,19 @@ def list_pipelines(paths: Iterable[str | Path], *, store: str | None = None,
 
 
 def _last_runs(store: str | None, ids: set[str]) -> dict[str, Run]:
-    """The latest run of each pipeline job, from the lineage store (nothing when it is empty)."""
+    """The latest run of each pipeline job, from the lineage store (nothing when there is none yet)."""
     from collectors.sources import read_events
+    from lineage_auditor.audit.view import LatestRuns
 
-    latest: dict[str, Run] = {}
+    latest = LatestRuns()
     try:
         for event in read_events(store):
-            job = event.job
-            if job.namespace != JOB_NAMESPACE or job.name not in ids:
-                continue
-            run = latest.get(job.name)
-            if run is None or (run.run_id != event.run_id and event.order > run.last_order):
-                run = latest[job.name] = Run(event.run_id, JobRef(job.namespace, job.name))
-            if run.run_id == event.run_id:
-                run.add(event)
-    except LineageAuditError as exc:
-        if "no embedded lineage store" not in exc.message:
-            raise
-    return latest
+            if event.job.namespace == JOB_NAMESPACE and event.job.name in ids:
+                latest.add(event)
+    except StoreNotFound:
+        return {}
+    runs: dict[str, Run] = {}
+    for event in latest.events():
+        run = runs.setdefault(event.job.name, Run(event.run_id, event.job))
+        run.add(event)
+    return runs

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from lineage_auditor.errors import ConfigError, LineageAuditError
-from lineage_auditor.textfiles import read_yaml
+from lineage_auditor.textfiles import position, read_yaml
 from pipelines.dsl.model import Pipeline
 
 SPEC_SUFFIXES = (".yml", ".yaml")
@@ -132,53 +132,14 @@ def _read(path: Path, referrer: tuple[_Source, str] | None = None) -> _Source:
     """One spec or defaults file through the one reader of user files (UTF-8, nesting and alias limits)."""
     if referrer and not path.exists():
         source, key = referrer
-        node = node_at(source.root, (key,))
-        raise ConfigError(f"{key}: no such file {path.name}", file=str(source.file), line=_line(node), column=_column(node))
+        line, column = position(source.root, (key,))
+        raise ConfigError(f"{key}: no such file {path.name}", file=str(source.file), line=line, column=column)
     if not path.exists():
         raise ConfigError("no such spec file", file=str(path))
     data, root = read_yaml(path, what="spec")
     if root is None or not isinstance(data, dict):
         raise ConfigError("a spec is a mapping of settings (apiVersion, kind, id, steps, ...)", file=str(path), line=1, column=1)
     return _Source(path, data, root)
-
-
-def node_at(node: yaml.Node, loc: tuple[Any, ...]) -> yaml.Node:
-    """The YAML node an error location points at (as deep as the document goes)."""
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if str(k.value) == str(key)), None)
-            if match is None:
-                return node
-            node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-        else:
-            return node
-    return node
-
-
-def node_position(root: yaml.Node, loc: tuple[Any, ...]) -> tuple[int, int]:
-    """1-based line and column of the value at ``loc`` (the nearest node the document has)."""
-    node = node_at(root, loc)
-    return _line(node), _column(node)
-
-
-def _key_node(node: yaml.Node, loc: tuple[Any, ...]) -> yaml.Node:
-    """The key node of the last step of ``loc`` (for errors about a key, like an unknown one)."""
-    parent = node_at(node, loc[:-1])
-    if isinstance(parent, yaml.MappingNode):
-        for k, _ in parent.value:
-            if str(k.value) == str(loc[-1]):
-                return k
-    return parent
-
-
-def _line(node: yaml.Node) -> int:
-    return int(node.start_mark.line) + 1
-
-
-def _column(node: yaml.Node) -> int:
-    return int(node.start_mark.column) + 1
 
 
 # ---------------------------------------------------------------------- pydantic errors
@@ -190,8 +151,8 @@ def _problem(err: Mapping[str, Any], sources: list[_Source]) -> SpecProblem:
     if loc and len(sources) > 1 and str(loc[0]) not in source.data and str(loc[0]) in sources[1].data:
         source = sources[1]  # the value came from the defaults file
     kind = err["type"]
-    node = _key_node(source.root, loc) if kind == "extra_forbidden" and loc else node_at(source.root, loc)
-    return SpecProblem(str(source.file), _line(node), _column(node), _dotted(loc), _message(err, loc))
+    line, column = position(source.root, loc, at_key=kind == "extra_forbidden")
+    return SpecProblem(str(source.file), line, column, _dotted(loc), _message(err, loc))
 
 
 def _document_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:

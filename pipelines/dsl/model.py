@@ -298,6 +298,23 @@ class Check(_Spec):
     def _one(self) -> "Check":
         return _exactly_one(self, CHECK_KINDS, "a check")
 
+    @property
+    def kind(self) -> str:
+        """Which check this is (``not_null``, ``unique``, ...): the assertion's name."""
+        return next(k for k in CHECK_KINDS if getattr(self, k) is not None)
+
+    @property
+    def columns(self) -> list[tuple[tuple[str, ...], str]]:
+        """(key path in the spec, column) of every column the check names."""
+        if self.not_null or self.unique:
+            key = "not_null" if self.not_null else "unique"
+            return [((key,), str(getattr(self, key)))]
+        for key in ("accepted_values", "relationships", "freshness"):
+            model = getattr(self, key)
+            if model is not None:
+                return [((key, "column"), model.column)]
+        return []
+
 
 CHECK_KINDS = ("not_null", "unique", "accepted_values", "row_count", "freshness", "relationships", "sql")
 

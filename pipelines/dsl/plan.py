@@ -30,7 +30,8 @@ from lineage_auditor.model import (
 )
 from lineage_auditor.sql import analyze_sql
 from lineage_auditor.sql.schema import Columns
-from pipelines.dsl.loader import LoadedSpec, SpecErrors, SpecProblem, node_at, node_position
+from lineage_auditor.textfiles import find_node, position, read_text
+from pipelines.dsl.loader import LoadedSpec, SpecErrors, SpecProblem
 from pipelines.dsl.model import Pipeline, Step, StepKind, coerce_param
 from pipelines.dsl.schedule import parse_cron, zone
 from pipelines.dsl.templating import RunContext, render
@@ -111,7 +112,7 @@ class _Planner:
 
     def problem(self, loc: tuple[Any, ...], message: str, *, file: str = "", line: int = 0, column: int = 0) -> None:
         if not line:
-            line, column = node_position(self.loaded.root, loc)
+            line, column = position(self.loaded.root, loc)
         dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
         self.problems.append(SpecProblem(file or str(self.loaded.path), line, column, dotted, message))
 
@@ -260,6 +261,13 @@ class _Planner:
             plan.writes.append(table)
             self._declare(table, columns)
 
+    def _indent(self, line: int) -> int:
+        """Leading spaces of a line of the spec (the text the YAML parser kept: no second read)."""
+        buffer = getattr(self.loaded.root.start_mark, "buffer", None) or ""
+        lines = str(buffer).splitlines()
+        text = lines[line - 1] if 0 < line <= len(lines) else ""
+        return len(text) - len(text.lstrip(" "))
+
     def _render_settings(self, i: int, step: Step, plan: StepPlan) -> None:
         """The extract's templated strings (an API URL, a file path) rendered for this run."""
         extract = step.extract
@@ -270,7 +278,7 @@ class _Planner:
             if value is None:
                 continue
             loc = ("steps", i, "extract", kind, key)
-            line, column = node_position(self.loaded.root, loc)
+            line, column = position(self.loaded.root, loc)
             try:
                 plan.rendered[key] = render(value, self.context, folder=self.loaded.path.parent,
                                             file=str(self.loaded.path), line=line, column=column)
@@ -308,7 +316,7 @@ class _Planner:
         if not known:
             return
         for j, check in enumerate(step.check.checks):
-            for key, column in _check_columns(check):
+            for key, column in check.columns:
                 if column.lower() not in known:
                     close = difflib.get_close_matches(column.lower(), list(known), n=1, cutoff=0.6)
                     hint = f" (did you mean {close[0]!r}?)" if close else f" (it has {', '.join(known)})"
@@ -355,31 +363,34 @@ class _Planner:
         loc: tuple[Any, ...] = ("steps", i, "sql", "file" if step.sql.file else "query")
         if step.sql.file:
             path = folder / step.sql.file
+            if not path.is_file():
+                self.problem(loc, f"{step.sql.file}: no such file")
+                return
             try:
-                text = path.read_bytes().decode("utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                reason = "no such file" if isinstance(exc, FileNotFoundError) else f"cannot read it ({exc})"
-                self.problem(loc, f"{step.sql.file}: {reason}")
+                text = read_text(path, what="SQL file")
+            except ConfigError as exc:  # not UTF-8, unreadable: at the file's own line and column
+                self.problem(loc, exc.message, file=exc.file, line=exc.line, column=exc.column)
                 return
             file, first_line, column = str(path), 1, 0
-        else:
+        indent = 0  # where the SQL's own columns start in the file (an inline block scalar is indented)
+        if not step.sql.file:
             text = step.sql.query
             file = str(self.loaded.path)
-            first_line, column = node_position(self.loaded.root, loc)
+            first_line, column = position(self.loaded.root, loc)
             if _is_block(self.loaded.root, loc):
                 first_line += 1
-                column = _indent(self.loaded.path, first_line) + 1
+                indent = self._indent(first_line)
+                column = indent + 1
         try:
             plan.sql = render(text, self.context, folder=folder, file=file, line=first_line, column=column)
         except ConfigError as exc:
             self.problem(loc, exc.message, file=exc.file, line=exc.line or first_line, column=exc.column)
             return
         result = analyze_sql(plan.sql, file=file, dialect=step.sql.dialect, schema=dict(self.columns), namespace=self.namespace)
-        self._sql_result(result, loc, plan, ancestors, file, first_line)
+        self._sql_result(result, loc, plan, ancestors, file, first_line, indent)
 
     def _sql_result(self, result: SqlLineageResult, loc: tuple[Any, ...], plan: StepPlan, ancestors: set[str],
-                    file: str, first_line: int) -> None:
-        offset = _indent(Path(file), first_line) if file == str(self.loaded.path) else 0
+                    file: str, first_line: int, offset: int) -> None:
         for error in result.errors:
             self.problem(loc, error.message, file=file, line=first_line + max(error.line - 1, 0),
                          column=error.column + offset if error.column else 0)
@@ -422,18 +433,8 @@ def _writes_table(step: Step, table: str) -> bool:
 
 def _is_block(root: Any, loc: tuple[Any, ...]) -> bool:
     """True when the value at ``loc`` is a YAML block scalar (its text starts on the next line)."""
-    style = getattr(node_at(root, loc), "style", None)
+    style = getattr(find_node(root, loc), "style", None)
     return style in ("|", ">")
-
-
-def _indent(path: Path, line: int) -> int:
-    """Leading spaces of a line of a file (where a block scalar's text starts)."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return 0
-    text = lines[line - 1] if 0 < line <= len(lines) else ""
-    return len(text) - len(text.lstrip(" "))
 
 
 def _find(sql: str, table: str, from_line: int) -> tuple[int, int]:
@@ -481,19 +482,6 @@ def _rotated(cycle: list[str], index: Mapping[str, int]) -> list[str]:
     """The cycle starting at the step that comes first in the spec."""
     first = min(range(len(cycle)), key=lambda i: index[cycle[i]])
     return cycle[first:] + cycle[:first]
-
-
-def _check_columns(check: Any) -> list[tuple[tuple[str, ...], str]]:
-    """(key path, column) of every column a check names."""
-    found: list[tuple[tuple[str, ...], str]] = []
-    for key in ("not_null", "unique"):
-        if getattr(check, key):
-            found.append(((key,), getattr(check, key)))
-    for key in ("accepted_values", "relationships", "freshness"):
-        model = getattr(check, key)
-        if model is not None:
-            found.append(((key, "column"), model.column))
-    return found
 
 
 def _check_text(check: dict[str, Any]) -> str:

@@ -48,10 +48,6 @@ from pipelines.runtime.events import JobSpec, RunContext
 from pipelines.runtime.run import Environment, RunSummary, quiet, summarize
 from pipelines.runtime.targets import Target, quote
 
-SUPPORTED = {
-    StepKind.GATE: ("http", "sql", "freshness"),
-    StepKind.EXTRACT: ("file", "http", "sql", "connector"),
-}
 R = TypeVar("R")
 STEP_DEADLINE = 24 * 3600.0  # a step without a timeout still ends its retries within a day
 
@@ -91,8 +87,7 @@ def run_spec(loaded: LoadedSpec, day: date, *, params: Mapping[str, str] | None 
     """Run one spec for one day; the summary says how it went (a failed step fails the run)."""
     spec = loaded.pipeline
     with Environment.open(target or spec.target or None, lineage=lineage, home=home) as env:
-        plan = plan_spec(loaded, day, params, namespace=env.target.dataset("x.y").namespace)
-        _refuse_unsupported(loaded, plan)
+        plan = plan_spec(loaded, day, params, namespace=env.target.namespace)
         start = datetime.combine(day, day_time(0), tzinfo=timezone.utc)
         parent = RunContext(env.events, _job(loaded, spec.id, spec.description or f"pipeline {spec.id}", "JOB"),
                             nominal=(start, start + timedelta(days=1)))
@@ -108,18 +103,6 @@ def run_spec(loaded: LoadedSpec, day: date, *, params: Mapping[str, str] | None 
         from pipelines.runtime.events import DEGRADED_FACET
 
         return summarize(parent, env, first_event=first_event, degraded=parent.has_run_facet(DEGRADED_FACET))
-
-
-def _refuse_unsupported(loaded: LoadedSpec, plan: Plan) -> None:
-    for i, step in enumerate(loaded.pipeline.steps):
-        allowed = SUPPORTED.get(step.kind)
-        if allowed is None:
-            continue
-        body = getattr(step, step.kind.value)
-        given = next(k for k in ("http", "file", "sql", "connector", "freshness") if getattr(body, k, None) not in (None, ""))
-        if given not in allowed:
-            raise ConfigError(f"steps[{i}] ({step.id}): the local runner does not run {step.kind.value} {given} steps yet "
-                              f"(it runs {step.kind.value} {', '.join(allowed)})", file=str(loaded.path))
 
 
 def _job(loaded: LoadedSpec, name: str, description: str, job_type: str, sql: str | None = None,
@@ -522,8 +505,9 @@ def _check(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Ou
     results = []
     for check in checks.checks:
         failing = _run(env, step, lambda c=check: _failing_rows(env.target, table, c))  # type: ignore[misc]
-        description = f"{_check_name(check)}: {failing} failing row{'s' if failing != 1 else ''}" if failing else _check_name(check)
-        results.append({"assertion": _check_name(check), "success": failing == 0, "column": _check_column(check),
+        description = f"{check.kind}: {failing} failing row{'s' if failing != 1 else ''}" if failing else check.kind
+        column = check.columns[0][1] if check.columns else None
+        results.append({"assertion": check.kind, "success": failing == 0, "column": column,
                         "severity": check.severity.value, "description": description})
     return _Outcome(assertions={table: results})
 
@@ -568,22 +552,6 @@ def _literal(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     return "'" + str(value).replace("'", "''") + "'"
-
-
-def _check_name(check: Check) -> str:
-    kind = next(k for k in ("not_null", "unique", "accepted_values", "row_count", "freshness", "relationships", "sql")
-                if getattr(check, k) is not None)
-    return kind
-
-
-def _check_column(check: Check) -> str | None:
-    for value in (check.not_null, check.unique):
-        if value:
-            return value
-    for model in (check.accepted_values, check.relationships, check.freshness):
-        if model is not None:
-            return str(model.column)
-    return None
 
 
 def _assertions_facet(results: list[dict[str, Any]]) -> Any:

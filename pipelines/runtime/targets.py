@@ -111,6 +111,11 @@ class Target(ABC):
     def dataset(self, table: str) -> DatasetRef:
         """The OpenLineage dataset of ``schema.table`` in this target."""
 
+    @property
+    def namespace(self) -> str:
+        """The OpenLineage namespace of this warehouse's datasets (the same for every table)."""
+        return self.dataset("main.any").namespace
+
     def upsert(self, table: Table, rows: Iterable[Sequence[Any]]) -> LoadResult:
         """Merge ``rows`` into ``table`` on its key, in one transaction."""
         return self.upsert_many([(table, rows)])[0]
