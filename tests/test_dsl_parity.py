@@ -13,11 +13,12 @@ from pipelines.dsl import load_spec
 from pipelines.dsl.runner import run_spec
 from pipelines.runtime.run import Environment
 from pipelines.runtime.spec import builtin_spec
+from pipelines.specs import reference_spec_path
 from pipelines.sources.mock_api import MockApiServer
 from pipelines.sources.orders_csv import generate_orders
 from pipelines.users_orders.pipeline import run_users_orders
 
-SPEC = Path(__file__).resolve().parent.parent / "pipelines" / "specs" / "v1" / "users_orders.yml"
+SPEC = reference_spec_path("users_orders")
 TOKEN = "parity-token"
 
 
