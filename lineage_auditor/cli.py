@@ -47,6 +47,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "mock-api": ("pipelines.sources.cli",
                  "Serve the mock users REST API (paginated users, bearer auth, fault injection)."),
     "pipelines": ("pipelines.dsl.cli", "Pipelines as YAML specs (apiVersion: lineage-audit/v1, kind: Pipeline)."),
+    "policy": ("lineage_auditor.governance.cli",
+               "The governance policy (governance.yml): teams, grants, restricted tags, budgets, costs."),
     "generate-orders": ("pipelines.sources.cli",
                         "Write a seeded orders CSV (order_id,user_id,order_ts,amount,currency,status)."),
 }
