@@ -27,6 +27,8 @@ NEEDED = (
     "pipelines/features/churn_features.sql",
     "pipelines/runtime/facets/DegradedRunFacet.json",
     "lineage_auditor/governance/policy.schema.json",
+    "pipelines/runtime/facets/RunByRunFacet.json",
+    "pipelines/runtime/facets/CostRunFacet.json",
     "pipelines/fixtures/orders_sample.csv",
 )
 

@@ -154,22 +154,31 @@ def _show_plan(plan: Any, fmt: str, output: Path | None, governance: dict[str, A
 @click.option("--target", help="postgresql://USER[:PASS]@HOST:PORT/DB or duckdb:PATH [default: the spec's, else the local DuckDB].")
 @click.option("--lineage", help="Where lineage goes: embedded[:PATH] | marquez:URL | http:URL | file:PATH | console | none.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--as", "as_user", metavar="USER", help="Run as this user [default: $LINEAGE_AUDIT_USER, else the OS user].")
+@_governance_options
 def run_command(spec: Path, day: str | None, start: str | None, end: str | None, params: tuple[str, ...],
-                target: str | None, lineage: str | None, fmt: str) -> None:
+                target: str | None, lineage: str | None, fmt: str, as_user: str | None, policy_path: Path | None,
+                config_path: Path | None) -> None:
     """Run SPEC locally: steps in dependency order, retries and timeouts from the spec, one
     OpenLineage parent run for the pipeline and a child run per step.
 
-    Exit 0 when every run completed, 1 when a run failed (its FAIL event carries the error).
+    With a governance policy, the run is checked again on its rendered SQL and against who
+    runs it (--as, LINEAGE_AUDIT_USER or the OS user); every run records runBy and team.
+    Exit 0 when every run completed, 1 when a run failed or was denied (its FAIL event says why).
     """
+    from lineage_auditor.governance import resolve_identity
+    from pipelines.dsl.governance import load_governance
     from pipelines.dsl.loader import load_spec
     from pipelines.dsl.runner import run_spec
 
     loaded = load_spec(spec)
     days = _days(day, start, end)
+    gov = load_governance(policy_path, config_path, store=lineage)
+    identity = resolve_identity(as_user)
     summaries = []
     for one in days:
         summary = run_spec(loaded, one, params=_params(params), target=target, lineage=lineage,
-                           progress=lambda text: click.echo(text, err=True))
+                           progress=lambda text: click.echo(text, err=True), governance=gov, identity=identity)
         summaries.append(summary)
         if not summary.ok:
             break  # a backfill stops at the first failed day: later days would build on it

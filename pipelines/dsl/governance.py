@@ -25,13 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from lineage_auditor.errors import ConfigError, LineageAuditError, PipelineError
-from lineage_auditor.governance import Decision, Identity, Policy, find_policy, today_utc
+from lineage_auditor.governance import Approval, Decision, Identity, Policy, find_policy, today_utc
 from lineage_auditor.governance.policy import Subject
 from lineage_auditor.governance.tags import TagIndex, config_rules
 from lineage_auditor.textfiles import position, read_text
 from pipelines.dsl.loader import LoadedSpec, SpecProblem
 from pipelines.dsl.model import Step, StepKind
 from pipelines.dsl.plan import Plan, StepPlan
+from pipelines.runtime.governance_facets import RunByRunFacet
 
 Naming = Callable[[str], Subject]  # a table as the policy sees it (its name, or the warehouse's dataset)
 
@@ -112,48 +113,69 @@ def _store_tags(tags: TagIndex, store: str | None) -> str:
 # ---------------------------------------------------------------------- checking a plan
 
 
+@dataclass
+class Verdict:
+    """The policy's word on a plan: its denials, and the spec's approvals it relied on."""
+
+    problems: list[SpecProblem] = field(default_factory=list)
+    approvals: list[Approval] = field(default_factory=list)
+
+    def enforce(self) -> None:
+        if self.problems:
+            raise GovernanceDenied(self.problems)
+
+
 def check_plan(loaded: LoadedSpec, plan: Plan, gov: Governance, *, naming: Naming | None = None) -> list[SpecProblem]:
     """Every denial of the policy for this plan, each at the line of the step (or key) concerned."""
-    policy = gov.policy
-    if policy is None:
-        return []
+    return _judge(loaded, plan, gov, naming or (lambda table: table)).problems
+
+
+def judge_run(loaded: LoadedSpec, plan: Plan, gov: Governance, identity: Identity, *, naming: Naming) -> Verdict:
+    """At run: may ``identity`` run this spec, and does its plan, rendered for this run, pass?"""
+    if gov.policy is None:
+        return Verdict()
     spec = loaded.pipeline
-    name = naming or (lambda table: table)
-    problems: list[SpecProblem] = []
+    may_run = gov.policy.can_run(identity.user, spec.id, spec.team, today=gov.today)
+    verdict = _judge(loaded, plan, gov, naming)
+    if not may_run:
+        verdict.problems.insert(0, _problem(loaded, ("team",), may_run))
+    return verdict
+
+
+def run_by_facet(loaded: LoadedSpec, identity: Identity, gov: Governance, verdict: Verdict) -> RunByRunFacet:
+    """The ``lineageAudit_runBy`` facet of a run of this spec."""
+    approvals = [a.model_dump(mode="json", exclude_defaults=True) for a in verdict.approvals]
+    return RunByRunFacet(runBy=identity.user, team=loaded.pipeline.team, identitySource=identity.source.value,
+                         policy=gov.policy.file if gov.policy else None, approvals=approvals or None)
+
+
+def _judge(loaded: LoadedSpec, plan: Plan, gov: Governance, name: Naming) -> Verdict:
+    policy = gov.policy
+    verdict = Verdict()
+    if policy is None:
+        return verdict
+    spec = loaded.pipeline
     team = policy.check_team(spec.team)
     if not team:
-        problems.append(_problem(loaded, ("team",), team))
-        return problems
+        verdict.problems.append(_problem(loaded, ("team",), team))
+        return verdict
     index = {s.id: i for i, s in enumerate(spec.steps)}
+    decisions: list[tuple[int, Decision]] = []
     for step_plan in plan.steps:
         i = index[step_plan.id]
-        step = spec.steps[i]
         for table in step_plan.writes:
-            for decision in (policy.can_write(spec.team, name(table), today=gov.today),
-                             policy.can_write_ai_dataset(name(table), spec.approvals, sql_fingerprint(loaded, plan, table),
-                                                         today=gov.today)):
-                if not decision:
-                    problems.append(_problem(loaded, ("steps", i), decision))
-        for table, columns in reads(step, step_plan).items():
+            decisions.append((i, policy.can_write(spec.team, name(table), today=gov.today)))
+            decisions.append((i, policy.can_write_ai_dataset(name(table), spec.approvals, sql_fingerprint(loaded, plan, table),
+                                                             today=gov.today)))
+        for table, columns in reads(spec.steps[i], step_plan).items():
             for column, tags in _tagged(gov.tags, table, columns):
-                decision = policy.can_read(spec.team, name(table), column, tags, spec.approvals, today=gov.today)
-                if not decision:
-                    problems.append(_problem(loaded, ("steps", i), decision))
-    return problems
-
-
-def check_run(loaded: LoadedSpec, plan: Plan, gov: Governance, identity: Identity, *, naming: Naming) -> None:
-    """At run: may ``identity`` run this spec, and does its rendered plan pass? :class:`GovernanceDenied` if not."""
-    if gov.policy is None:
-        return
-    spec = loaded.pipeline
-    problems = []
-    may_run = gov.policy.can_run(identity.user, spec.id, spec.team, today=gov.today)
-    if not may_run:
-        problems.append(_problem(loaded, ("team",), may_run))
-    problems += check_plan(loaded, plan, gov, naming=naming)
-    if problems:
-        raise GovernanceDenied(problems)
+                decisions.append((i, policy.can_read(spec.team, name(table), column, tags, spec.approvals, today=gov.today)))
+    for i, decision in decisions:
+        if not decision:
+            verdict.problems.append(_problem(loaded, ("steps", i), decision))
+        elif decision.approval is not None and spec.approvals[decision.approval] not in verdict.approvals:
+            verdict.approvals.append(spec.approvals[decision.approval])
+    return verdict
 
 
 def _problem(loaded: LoadedSpec, loc: tuple[Any, ...], decision: Decision) -> SpecProblem:
@@ -253,5 +275,5 @@ def ai_fingerprints(loaded: LoadedSpec, plan: Plan, gov: Governance, *, naming: 
     return out
 
 
-__all__: Sequence[str] = ["Governance", "GovernanceDenied", "ai_fingerprints", "check_plan", "check_run",
-                          "load_governance", "reads", "sql_fingerprint"]
+__all__: Sequence[str] = ["Governance", "GovernanceDenied", "Verdict", "ai_fingerprints", "check_plan", "judge_run",
+                          "load_governance", "reads", "run_by_facet", "sql_fingerprint"]
