@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from lineage_auditor.errors import ConfigError, LineageAuditError, PipelineError
-from lineage_auditor.governance import Approval, Decision, Identity, Policy, find_policy, today_utc
+from lineage_auditor.governance import Approval, Decision, Identity, Policy, Rates, find_policy, today_utc
 from lineage_auditor.governance.policy import Subject
 from lineage_auditor.governance.tags import TagIndex, config_rules
 from lineage_auditor.textfiles import position, read_text
@@ -56,6 +56,12 @@ class Governance:
     tags: TagIndex = field(default_factory=TagIndex)
     tag_sources: list[str] = field(default_factory=list)
     today: date = field(default_factory=today_utc)
+
+    def pricing(self, dialect: str) -> tuple[Rates | None, str | None]:
+        """The cost model's rates for a target dialect and its currency (None, None without a model)."""
+        if self.policy is None:
+            return None, None
+        return self.policy.rates(dialect), self.policy.currency
 
     def describe(self) -> str:
         if self.policy is None:

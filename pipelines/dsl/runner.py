@@ -27,6 +27,7 @@ from lineage_auditor.model import ColumnRef, DatasetLineage, InputField, OutputF
 from lineage_auditor.retry import Deadline, GaveUp, Retryable, RetryPolicy, retry_call
 from lineage_auditor.governance import RUN_BY_FACET, Identity, resolve_identity
 from pipelines.dsl.connectors import ConnectorIO, ConnectorResult
+from pipelines.dsl.cost import measure_step
 from pipelines.dsl.governance import Governance, judge_run, run_by_facet
 from pipelines.dsl.listing import JOB_NAMESPACE
 from pipelines.dsl.loader import LoadedSpec
@@ -109,7 +110,7 @@ def run_spec(loaded: LoadedSpec, day: date, *, params: Mapping[str, str] | None 
                 verdict.enforce()
                 for step_plan in plan.steps:
                     progress(f"{spec.id}: {step_plan.id} [{step_plan.kind.value}]")
-                    _run_step(loaded, plan, steps[step_plan.id], step_plan, parent, env, sleep)
+                    _run_step(loaded, plan, steps[step_plan.id], step_plan, parent, env, sleep, gov)
         except LineageAuditError:
             pass  # the FAIL events carry it; the summary reports it
         from pipelines.runtime.events import DEGRADED_FACET
@@ -126,12 +127,12 @@ def _job(loaded: LoadedSpec, name: str, description: str, job_type: str, sql: st
 
 
 def _run_step(loaded: LoadedSpec, plan: Plan, step: Step, step_plan: StepPlan, parent: RunContext,
-              env: Environment, sleep: Callable[[float], None]) -> None:
+              env: Environment, sleep: Callable[[float], None], gov: Governance) -> None:
     sql = step_plan.sql or None
     job = _job(loaded, f"{loaded.pipeline.id}.{step.id}", f"{step.kind.value} step {step.id}",
                "QUERY" if sql else "TASK", sql, step.sql.dialect if step.sql else None)
     policy, deadline = _retry_policy(step, loaded.pipeline)
-    with parent.child(job) as run:
+    with parent.child(job) as run, measure_step(run, env.target, *gov.pricing(env.target.dialect)) as cost:
         step_plan.run_id = run.run_id
         for table in step_plan.reads:
             run.add_input(env.target.dataset(table), schema=_schema(env.target, table))
@@ -156,6 +157,7 @@ def _run_step(loaded: LoadedSpec, plan: Plan, step: Step, step_plan: StepPlan, p
                 raise
             _use_last_snapshot(loaded, step, step_plan, env, run, parent, exc)
             return
+        cost.wrote(outcome.rows, read=sum(outcome.rows.values()) + outcome.rejected if step.kind is StepKind.EXTRACT else None)
         if step.kind is StepKind.EXTRACT:
             snapshots.record(env.home, loaded.pipeline.id, step.id, step_plan.writes)
         if outcome.connector is not None:

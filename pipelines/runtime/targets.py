@@ -99,9 +99,15 @@ class LoadResult:
 
 
 class Target(ABC):
-    """A warehouse the pipelines write to."""
+    """A warehouse the pipelines write to.
+
+    ``meter`` (a :class:`~pipelines.runtime.warehouse_cost.Meter`), while set, watches every
+    connection :meth:`connect` opens: what the warehouse reports of each statement is summed
+    into a step's cost without the step's code knowing.
+    """
 
     dialect: str = ""
+    meter: Any = None
 
     @abstractmethod
     def describe(self) -> str:
@@ -181,6 +187,13 @@ class Target(ABC):
 
     def table_exists(self, table: str) -> bool:
         return bool(self.columns(table))
+
+    def table_bytes(self, table: str) -> int | None:
+        """The size of an existing table as the warehouse stores it, when it says (None otherwise)."""
+        return None
+
+    def _watched(self, conn: Any) -> Any:
+        return self.meter.watch(conn) if self.meter is not None else conn
 
     def _column_defs(self, table: Table) -> str:
         defs = [
@@ -269,7 +282,7 @@ class PostgresTarget(Target):
             raise TargetError(f"cannot connect to {self.describe()}: {self._clean(exc)}") from None
         try:
             with conn:
-                yield conn
+                yield self._watched(conn)
         except psycopg.Error as exc:
             raise TargetError(f"{self.describe()}: {self._clean(exc)}") from exc
         finally:
@@ -341,6 +354,11 @@ class PostgresTarget(Target):
             )
         ]
 
+    def table_bytes(self, table: str) -> int | None:
+        """``pg_table_size``: the table's heap, TOAST and maps (indexes not counted)."""
+        rows = self.query("SELECT pg_table_size(to_regclass(%s))", (quote(table),))
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
 
 # --------------------------------------------------------------------------- DuckDB
 
@@ -371,7 +389,7 @@ class DuckDBTarget(Target):
             raise TargetError(f"cannot open {self.describe()}: {exc}") from None
         try:
             conn.execute("BEGIN TRANSACTION")
-            yield conn
+            yield self._watched(conn)
             conn.execute("COMMIT")
         except BaseException as exc:
             with contextlib.suppress(duckdb.Error):
