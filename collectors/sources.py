@@ -23,6 +23,7 @@ from collectors.store.address import READABLE, StoreKind, describe, parse_addres
 from collectors.store.sqlite import EmbeddedStore
 from lineage_auditor.errors import EventError, StoreError, StoreNotFound
 from lineage_auditor.events import RunEvent, from_openlineage, is_static_event, run_events, sort_events
+from lineage_auditor.graph import LineageGraph
 
 
 @dataclass
@@ -93,6 +94,18 @@ def read_events(spec: str | None = None, skipped: SkippedEvents | None = None) -
         yield from sort_events(_file_events(store_path(config), skipped))
         return
     yield from sort_events(run_events(_marquez_events(config), _located(skipped, describe(config))))
+
+
+def latest_graph(spec: str | None = None) -> LineageGraph:
+    """The lineage graph as each job's latest run left it (the embedded store reads only those runs).
+
+    Events that are not valid OpenLineage are passed over: the graph is what can be known.
+    """
+    store = open_embedded(spec)
+    if store is None:
+        return LineageGraph.from_events(read_events(spec, SkippedEvents()))
+    with store:
+        return LineageGraph.from_events(run_events(store.latest_run_events(), SkippedEvents()))
 
 
 def _file_events(path: Path, skipped: SkippedEvents | None) -> Iterator[RunEvent]:

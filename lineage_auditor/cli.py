@@ -34,7 +34,7 @@ DIALECTS = ("ansi", "postgres", "duckdb", "bigquery", "snowflake", "spark", "dat
 # help is repeated here for the command list, and a test holds it equal to each docstring.
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("lineage_auditor.cli_audit",
-              "Audit AI datasets: lineage, drift, freshness, PII propagation, coverage and failed data-quality assertions."),
+              "Audit AI datasets: lineage, drift, freshness, PII propagation, coverage, failed data-quality assertions and governance."),
     "baseline": ("lineage_auditor.cli_audit",
                  "Save the lineage (and data samples) that later audits compare against."),
     "report": ("lineage_auditor.cli_audit", "Write a datasheet-style audit report for one AI dataset."),
@@ -47,6 +47,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "mock-api": ("pipelines.sources.cli",
                  "Serve the mock users REST API (paginated users, bearer auth, fault injection)."),
     "pipelines": ("pipelines.dsl.cli", "Pipelines as YAML specs (apiVersion: lineage-audit/v1, kind: Pipeline)."),
+    "costs": ("lineage_auditor.governance.cli",
+              "What pipelines cost, by team, pipeline, dataset or day; budget status per team; and what each AI dataset costs along its lineage (every upstream step summed)."),
     "policy": ("lineage_auditor.governance.cli",
                "The governance policy (governance.yml): teams, grants, restricted tags, budgets, costs."),
     "generate-orders": ("pipelines.sources.cli",

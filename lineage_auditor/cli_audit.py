@@ -72,11 +72,12 @@ def _baseline(path: str | None, config: AuditConfig, *, required: bool = False) 
 
 
 def _run(dataset: str | None, store: str | None, config_path: str | None, baseline_path: str | None,
-         checks: tuple[str, ...]) -> tuple[Any, Any, Any, AuditConfig]:
+         checks: tuple[str, ...], policy_path: str | None = None) -> tuple[Any, Any, Any, AuditConfig]:
     from lineage_auditor.audit.rows import load_rows
     from lineage_auditor.audit.runner import run_audit
 
     config = _config(config_path)
+    policy, costs = _governance(policy_path, config_path, store or config.store)
     if not dataset and not config.ai_datasets:  # an audit of nothing must not pass
         where = config.source_file or f"the defaults (no ./{DEFAULT_CONFIG} here)"
         raise LineageAuditError(
@@ -85,9 +86,24 @@ def _run(dataset: str | None, store: str | None, config_path: str | None, baseli
     graph, view, _, skipped = _load(store, config, dataset)
     baseline = _baseline(baseline_path, config)
     result = run_audit(graph, view, config, dataset=dataset, baseline=baseline, load_rows=load_rows,
-                       checks=list(checks) or None)
+                       checks=list(checks) or None, policy=policy, costs=costs)
     result.skipped_events = skipped.count
     return result, graph, view, config
+
+
+def _governance(policy_path: str | None, config_path: str | None, store: str | None) -> tuple[Any, list[Any]]:
+    """The governance policy (--policy, else governance: in the config) and, for its budgets, this month's step costs."""
+    from datetime import datetime, timezone
+
+    from lineage_auditor.governance import find_policy
+
+    policy = find_policy(policy_path, config_path).policy
+    if policy is None or not policy.document.budgets:
+        return policy, []
+    from lineage_auditor.governance.cli import read_cost_records
+
+    costs, _ = read_cost_records(store, policy, datetime.now(timezone.utc).date().replace(day=1))
+    return policy, costs
 
 
 _common = [
@@ -97,6 +113,8 @@ _common = [
                  help=f"Audit config (default: ./{DEFAULT_CONFIG} when present)."),
     click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False), default=None,
                  help="Baseline file for lineage and data drift (default: the config's baseline)."),
+    click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None,
+                 help="Governance policy for the governance check (default: governance: in the config)."),
 ]
 
 
@@ -114,8 +132,8 @@ def _options(func):
 @click.option("--fail-on", type=click.Choice([s.value for s in SEVERITIES]), default="high", show_default=True,
               help="Exit 1 when any finding is at least this severe.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def audit_command(dataset, store, config_path, baseline_path, checks, fail_on, fmt) -> None:
-    """Audit AI datasets: lineage, drift, freshness, PII propagation, coverage and failed data-quality assertions.
+def audit_command(dataset, store, config_path, baseline_path, policy_path, checks, fail_on, fmt) -> None:
+    """Audit AI datasets: lineage, drift, freshness, PII propagation, coverage, failed data-quality assertions and governance.
 
     Runs the checks enabled in lineage-audit.yml over the lineage store and prints every
     finding with its id, severity, evidence and remediation. Use it as a CI gate.
@@ -132,7 +150,7 @@ def audit_command(dataset, store, config_path, baseline_path, checks, fail_on, f
     2 bad input (config, store, unknown dataset, or events in the store that are not valid
     OpenLineage: they are skipped and counted, and an audit that skipped any cannot pass).
     """
-    result, *_ = _run(dataset, store, config_path, baseline_path, checks)
+    result, *_ = _run(dataset, store, config_path, baseline_path, checks, policy_path)
     if fmt == "json":
         click.echo(json.dumps({**result.to_json(), "fail_on": fail_on, "failed": result.failed(fail_on)}, indent=2, default=str))
     else:
@@ -167,9 +185,12 @@ def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
     for path in evidence.get("paths") or []:
         hops = [path[0]["source"]] + [f"-[{', '.join(h['transformations'])}]-> {h['target']}" for h in path]
         lines.append("path: " + " ".join(hops))
-    for key in ("job", "run_id", "old_type", "new_type", "added", "removed", "statistic", "error"):
+    for key in ("job", "run_id", "old_type", "new_type", "added", "removed", "statistic", "error", "team"):
         if evidence.get(key) not in (None, [], ""):
             lines.append(f"{key}: {evidence[key]}")
+    rule = evidence.get("rule") or (evidence.get("decision") or {}).get("rule")
+    if isinstance(rule, dict) and rule.get("file"):
+        lines.append(f"rule: {rule['file']}:{rule.get('line', 0)}: {rule.get('text', '')}")
     return lines
 
 
@@ -181,7 +202,7 @@ def _evidence_lines(evidence: dict[str, Any]) -> list[str]:
               help="Output file (default: audit-<dataset>.<ext>; '-' for stdout).")
 @click.option("--fail-on", type=click.Choice([s.value for s in SEVERITIES]), default=None,
               help="Also exit 1 when a finding reaches this severity (default: always 0 once written).")
-def report_command(dataset, store, config_path, baseline_path, fmt, out, fail_on) -> None:
+def report_command(dataset, store, config_path, baseline_path, policy_path, fmt, out, fail_on) -> None:
     """Write a datasheet-style audit report for one AI dataset.
 
     Summary and verdict, owners, purpose and consumers, provenance down to the raw sources
@@ -199,7 +220,7 @@ def report_command(dataset, store, config_path, baseline_path, fmt, out, fail_on
     from reports.audit_report import build_report, render_html, render_markdown
     from lineage_auditor.audit.names import resolve_dataset
 
-    result, graph, view, config = _run(dataset, store, config_path, baseline_path, ())
+    result, graph, view, config = _run(dataset, store, config_path, baseline_path, (), policy_path)
     ref = resolve_dataset(graph.datasets(), dataset)
     report = build_report(result, graph, view, config, ref)
     if fmt == "json":

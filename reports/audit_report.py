@@ -21,8 +21,6 @@ Jinja autoescaping, and a Content-Security-Policy admits only the page's own scr
 
 from __future__ import annotations
 
-import base64
-import io
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -41,6 +39,7 @@ from lineage_auditor.graph import LineageGraph
 from lineage_auditor.model import DIRECT, DatasetRef
 from lineage_auditor.times import iso
 from reports.html_graph import csp_policy, graph_view
+from reports.plots import png_uri, pyplot
 
 TEMPLATES = Path(__file__).parent / "templates"
 REPORT_FORMAT = "lineage-audit-report"
@@ -222,34 +221,25 @@ def render_html(report: dict[str, Any], graph: LineageGraph) -> str:
     return template.render(r=report, view=view, csp=csp_policy(view.script_hashes), plots=plots)
 
 
-def _png(fig: Any) -> Markup:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return Markup("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"))
-
-
 def _row_count_plot(quality: list[dict[str, Any]]) -> Markup | None:
     points = [(q["time"], q["row_count"]) for q in quality if q.get("row_count") is not None]
     if len(points) < 1:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 2.4))
     ax.plot(range(len(points)), [p[1] for p in points], marker="o", color="#2563eb")
     ax.set_xticks(range(len(points)), [p[0][:16].replace("T", " ") for p in points], rotation=30, ha="right", fontsize=7)
     ax.set_ylabel("rows")
     ax.set_title("Row count per run", fontsize=10)
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return png_uri(fig)
 
 
 def _drift_plot(drift: dict[str, Any] | None) -> Markup | None:
     columns = (drift or {}).get("columns") or []
     if not columns:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 0.35 * len(columns) + 1))
     ratios = [c["statistic"] / c["threshold"] if c["method"] not in ("ks", "chisquare") else
               (c["threshold"] / max(c["p_value"] or 1e-12, 1e-12)) for c in columns]
@@ -260,17 +250,7 @@ def _drift_plot(drift: dict[str, Any] | None) -> Markup | None:
     ax.set_xscale("log")
     ax.set_xlabel("statistic / threshold (above 1 = drift)")
     ax.set_title("Data drift per column", fontsize=10)
-    return _png(fig)
-
-
-@lru_cache(maxsize=1)
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return png_uri(fig)
 
 
 @lru_cache(maxsize=1)

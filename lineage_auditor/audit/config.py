@@ -146,6 +146,7 @@ class Checks(_Model):
     pii: bool = True
     coverage: bool = True
     assertions: bool = True
+    governance: bool = True
 
     def enabled(self) -> list[str]:
         return [name for name, on in self.model_dump().items() if on]

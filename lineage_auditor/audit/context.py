@@ -14,6 +14,8 @@ from typing import Any
 
 from lineage_auditor.audit.config import AIDataset, AuditConfig
 from lineage_auditor.audit.view import AuditView
+from lineage_auditor.governance import Policy
+from lineage_auditor.governance.costs import CostRecord
 from lineage_auditor.graph import LineageGraph
 from lineage_auditor.model import DatasetRef
 
@@ -30,6 +32,8 @@ class AuditContext:
     baseline: dict[str, Any] | None = None
     load_rows: DataLoader | None = None
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    policy: Policy | None = None  # the governance policy in force (the governance check)
+    cost_records: list[CostRecord] = field(default_factory=list)  # step costs this month (budgets)
     # what checks computed besides findings (drift tables, ...), for reports
     details: dict[str, Any] = field(default_factory=dict)
 

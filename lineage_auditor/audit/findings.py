@@ -26,6 +26,7 @@ PREFIXES = {
     "freshness": "FRS",
     "pii": "PII",
     "coverage": "COV",
+    "governance": "GOV",
 }
 
 

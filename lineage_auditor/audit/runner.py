@@ -21,6 +21,7 @@ from lineage_auditor.audit import (
     coverage,
     data_drift,
     freshness,
+    governance,
     lineage_drift,
     pii,
     reported_vs_rebuilt,
@@ -33,6 +34,8 @@ from lineage_auditor.audit.names import find_datasets, resolve_dataset
 from lineage_auditor.audit.view import AuditView, gc_paused
 from lineage_auditor.errors import EventError, LineageAuditError
 from lineage_auditor.events import run_events
+from lineage_auditor.governance import Policy
+from lineage_auditor.governance.costs import CostRecord
 from lineage_auditor.graph import LineageGraph
 from lineage_auditor.model import DatasetRef
 
@@ -45,6 +48,7 @@ CHECKS: dict[str, Callable[[AuditContext], list[Finding]]] = {
     "pii": pii.run,
     "coverage": coverage.run,
     "assertions": assertions.run,
+    "governance": governance.run,
 }
 REPORT_FORMAT_VERSION = 1
 
@@ -147,10 +151,17 @@ def run_audit(
     load_rows: DataLoader | None = None,
     checks: list[str] | None = None,
     now: datetime | None = None,
+    policy: Policy | None = None,
+    costs: list[CostRecord] | None = None,
 ) -> AuditResult:
-    """Run ``checks`` (default: those enabled in the config) and return sorted findings."""
+    """Run ``checks`` (default: those enabled in the config) and return sorted findings.
+
+    ``policy`` is the governance policy the ``governance`` check holds the store to, ``costs``
+    the step costs its budgets are measured with.
+    """
     targets = resolve_targets(graph, config, dataset)
-    ctx = AuditContext(graph, view, config, targets, baseline=baseline, load_rows=load_rows)
+    ctx = AuditContext(graph, view, config, targets, baseline=baseline, load_rows=load_rows, policy=policy,
+                       cost_records=list(costs or []))
     if now is not None:
         ctx.now = now
     names = checks or config.checks.enabled()

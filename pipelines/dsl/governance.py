@@ -99,17 +99,10 @@ def load_governance(policy: str | Path | None = None, config: str | Path | None 
 
 def _store_tags(tags: TagIndex, store: str | None) -> str:
     """Add the tags of the store's current lineage; the store's name, or "" when there is none to read."""
-    from collectors.sources import describe_source, open_embedded, read_events
-    from lineage_auditor.events import run_events
-    from lineage_auditor.graph import LineageGraph
+    from collectors.sources import describe_source, latest_graph
 
     try:
-        embedded = open_embedded(store)
-        if embedded is None:
-            graph = LineageGraph.from_events(read_events(store))
-        else:
-            with embedded:
-                graph = LineageGraph.from_events(run_events(embedded.latest_run_events(), lambda _: None))
+        graph = latest_graph(store)
     except LineageAuditError:  # no store yet, or one that cannot be read back (console, none)
         return ""
     tags.observe(graph)
