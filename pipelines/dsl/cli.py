@@ -35,6 +35,8 @@ def pipelines_group() -> None:
       lineage-audit pipelines validate specs/
       lineage-audit pipelines plan specs/daily_revenue.yml --date 2024-05-01
       lineage-audit pipelines plan specs/daily_revenue.yml --param min_amount=10 --format json
+      lineage-audit pipelines validate specs/ --policy governance.yml
+      lineage-audit pipelines run specs/daily_revenue.yml --date 2024-05-01 --as gina
       lineage-audit pipelines schema > spec.schema.json
     """
 
