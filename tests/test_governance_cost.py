@@ -212,3 +212,22 @@ def test_a_bigquery_dry_run_request_over_http_and_its_answer() -> None:
     priced = price(load_policy(Path(__file__).resolve().parent.parent / "examples" / "governance.yml").rates("bigquery"),  # type: ignore[arg-type]
                    cpu_seconds=0.0, bytes_scanned=usage.bytes_scanned, warehouse_seconds=0.0)
     assert priced["total"] == pytest.approx(1_384_120_320 / TIB * 6.25)
+
+
+def test_a_runner_of_its_own_gets_the_facet_without_a_run_context(tmp_path: Path) -> None:
+    """What another runner (an Airflow operator) does: measure its step and report the facet itself."""
+    from openlineage.client.serde import Serde
+
+    from pipelines.dsl.cost import measure_step
+    from pipelines.runtime.targets import DuckDBTarget
+
+    target = DuckDBTarget(tmp_path / "wh.duckdb")
+    target.replace_from_sql("raw.numbers", "SELECT range AS n FROM range(1000)")
+    with measure_step(None, target, load_policy(Path(__file__).resolve().parent.parent / "examples" / "governance.yml").rates("duckdb"),
+                      "USD") as cost:
+        cost.wrote({"mart.total": target.replace_from_sql("mart.total", "SELECT sum(n) AS total FROM raw.numbers").total})
+    assert target.meter is None  # the meter is detached again
+    facet = Serde.to_dict(cost.facet)
+    validate_own_facet(facet, "CostRunFacet")
+    assert (facet["rowsRead"], facet["rowsWritten"], facet["currency"]) == (1001, 1, "USD")
+    assert facet["cpuSeconds"] > 0 and facet["amount"] == pytest.approx(facet["cpuSeconds"] / 3600 * 0.048, abs=1e-9)

@@ -240,3 +240,11 @@ def test_the_examples_pass_the_example_policy(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["pipelines", "validate", str(EXAMPLES / "specs"), "--config", str(EXAMPLES / "lineage-audit.yml")])
     assert res.exit_code == 0, res.output
     assert "3 valid specs, 0 problems" in res.output
+
+
+def test_a_spec_of_a_team_the_policy_does_not_know(tmp_path: Path) -> None:
+    _project(tmp_path, SPEC.replace("team: growth", "team: growht"))
+    assert _validate(tmp_path) == (2, [
+        "spec.yml:4:7: team: team 'growht' is not a team of the policy (did you mean 'growth'?); "
+        "rule governance.yml:4: teams: growth, finance, ml, privacy; fix: add team growht to governance.yml "
+        "or use one of its teams", "0 valid specs, 1 problem"])

@@ -26,10 +26,15 @@ from pipelines.runtime.warehouse_cost import WarehouseUsage, meter_for
 
 @dataclass
 class StepCost:
-    """What the step tells the meter besides what it measures itself: rows written, records read."""
+    """What the step tells the meter besides what it measures itself: rows written, records read.
+
+    ``facet`` is the ``lineageAudit_cost`` facet once the measured block has ended (for a
+    runner that reports it itself, such as an Airflow operator's ``OperatorLineage``).
+    """
 
     rows: dict[str, int] = field(default_factory=dict)
     records_read: int | None = None
+    facet: CostRunFacet | None = None
 
     def wrote(self, rows: Mapping[str, int], *, read: int | None = None) -> None:
         """The tables the step wrote with their row counts; ``read``: records an extract got from its source."""
@@ -43,8 +48,10 @@ def cpu_seconds() -> float:
 
 
 @contextmanager
-def measure_step(run: RunContext, target: Target, rates: Rates | None = None, currency: str | None = None) -> Iterator[StepCost]:
-    """Measure the ``with`` block as one step of ``run`` on ``target``; the facet is added on leaving."""
+def measure_step(run: RunContext | None, target: Target, rates: Rates | None = None,
+                 currency: str | None = None) -> Iterator[StepCost]:
+    """Measure the ``with`` block as one step on ``target``; on leaving, the facet is ``StepCost.facet``
+    and is added to ``run`` (when given)."""
     step = StepCost()
     meter = meter_for(target.dialect)
     previous, target.meter = target.meter, meter
@@ -54,8 +61,9 @@ def measure_step(run: RunContext, target: Target, rates: Rates | None = None, cu
     finally:
         target.meter = previous
         wall, used = time.perf_counter() - began, cpu_seconds() - cpu
-        run.add_run_facet(COST_FACET, cost_facet(meter.usage, step, target, wall=wall, cpu=used, rates=rates,
-                                                 currency=currency))
+        step.facet = cost_facet(meter.usage, step, target, wall=wall, cpu=used, rates=rates, currency=currency)
+        if run is not None:
+            run.add_run_facet(COST_FACET, step.facet)
 
 
 def cost_facet(usage: WarehouseUsage, step: StepCost, target: Target, *, wall: float, cpu: float,
