@@ -113,9 +113,10 @@ def plan_command(spec: Path, day: str | None, params: tuple[str, ...], fmt: str,
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a declared parameter (repeatable).")
 @click.option("--target", help="postgresql://USER[:PASS]@HOST:PORT/DB or duckdb:PATH [default: the spec's, else the local DuckDB].")
 @click.option("--lineage", help="Where lineage goes: embedded[:PATH] | marquez:URL | http:URL | file:PATH | console | none.")
+@click.option("--offline", is_flag=True, help="Connectors replay recorded responses (open_meteo) instead of live sources.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def run_command(spec: Path, day: str | None, start: str | None, end: str | None, params: tuple[str, ...],
-                target: str | None, lineage: str | None, fmt: str) -> None:
+                target: str | None, lineage: str | None, offline: bool, fmt: str) -> None:
     """Run SPEC locally: steps in dependency order, retries and timeouts from the spec, one
     OpenLineage parent run for the pipeline and a child run per step.
 
@@ -128,7 +129,7 @@ def run_command(spec: Path, day: str | None, start: str | None, end: str | None,
     days = _days(day, start, end)
     summaries = []
     for one in days:
-        summary = run_spec(loaded, one, params=_params(params), target=target, lineage=lineage,
+        summary = run_spec(loaded, one, params=_params(params), target=target, lineage=lineage, offline=offline,
                            progress=lambda text: click.echo(text, err=True))
         summaries.append(summary)
         if not summary.ok:

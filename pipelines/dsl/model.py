@@ -147,6 +147,12 @@ class Column(_Spec):
     type: Annotated[str, AfterValidator(check_type)] = Field(
         "VARCHAR", min_length=1, description="INTEGER, BIGINT, DOUBLE, DECIMAL(14,2), VARCHAR, DATE, TIMESTAMP or BOOLEAN")
     nullable: bool = True
+    source: str = Field("", description="the record key, CSV header or query column it is read from (default: name)")
+
+    @property
+    def key(self) -> str:
+        """Where the column's value is in a source record."""
+        return self.source or self.name
 
 
 class HttpGate(_Spec):
@@ -189,11 +195,21 @@ class HttpExtract(_Spec):
     reject: RowRules | None = Field(None, description="row rules: records that break them are dead-lettered")
 
 
+def _regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from None
+    return pattern
+
+
 class RowRules(_Spec):
     """Rules a record must meet to load; one that breaks any is dead-lettered with every reason."""
 
     unique: list[str] = Field(default_factory=list, description="columns whose values identify a record: later repeats are refused")
     accepted_values: dict[str, list[Any]] = Field(default_factory=dict, description="column -> the only values it may hold")
+    patterns: dict[str, Annotated[str, AfterValidator(_regex)]] = Field(
+        default_factory=dict, description="column -> a regular expression its text must match (Python syntax, anchored at both ends)")
 
 
 class FileExtract(_Spec):

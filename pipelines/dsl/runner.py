@@ -13,7 +13,7 @@ import importlib
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time as day_time, timedelta, timezone
 from pathlib import Path
@@ -23,7 +23,7 @@ import sqlglot
 from sqlglot import expressions as exp
 
 from lineage_auditor.errors import ConfigError, LineageAuditError, PipelineError
-from lineage_auditor.model import ColumnRef, DatasetLineage, InputField, OutputField
+from lineage_auditor.model import ColumnRef, DatasetLineage, DatasetRef, InputField, OutputField
 from lineage_auditor.retry import Deadline, GaveUp, Retryable, RetryPolicy, retry_call
 from pipelines.dsl.connectors import ConnectorIO, ConnectorResult
 from pipelines.dsl.listing import JOB_NAMESPACE
@@ -43,8 +43,10 @@ from pipelines.dsl.model import (
     Step,
     StepKind,
 )
-from pipelines.dsl.plan import Plan, StepPlan, plan_spec
+from pipelines.dsl.source_quality import source_facets
+from pipelines.dsl.plan import PRODUCERS, Plan, StepPlan, copied_lineage, plan_spec
 from pipelines.runtime.events import JobSpec, RunContext
+from pipelines.runtime.naming import file_dataset, http_dataset, public_url
 from pipelines.runtime.run import Environment, RunSummary, quiet, summarize
 from pipelines.runtime.targets import Target, quote
 
@@ -79,45 +81,80 @@ class _Outcome:
     assertions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     rejected: int = 0  # records dead-lettered
     connector: Any = None  # a named connector's ConnectorResult: the datasets it read and wrote
+    dead_letter: str | None = None  # the file the rejected records went to
 
 
 def run_spec(loaded: LoadedSpec, day: date, *, params: Mapping[str, str] | None = None, target: str | None = None,
-             lineage: str | None = None, home: str | Path | None = None,
-             progress: Callable[[str], None] = quiet, sleep: Callable[[float], None] = time.sleep) -> RunSummary:
-    """Run one spec for one day; the summary says how it went (a failed step fails the run)."""
-    spec = loaded.pipeline
-    with Environment.open(target or spec.target or None, lineage=lineage, home=home) as env:
-        plan = plan_spec(loaded, day, params, namespace=env.target.namespace)
-        start = datetime.combine(day, day_time(0), tzinfo=timezone.utc)
-        parent = RunContext(env.events, _job(loaded, spec.id, spec.description or f"pipeline {spec.id}", "JOB"),
-                            nominal=(start, start + timedelta(days=1)))
-        first_event = len(env.events.events)
-        steps = {s.id: s for s in spec.steps}
-        try:
-            with parent:
-                for step_plan in plan.steps:
-                    progress(f"{spec.id}: {step_plan.id} [{step_plan.kind.value}]")
-                    _run_step(loaded, plan, steps[step_plan.id], step_plan, parent, env, sleep)
-        except LineageAuditError:
-            pass  # the FAIL events carry it; the summary reports it
-        from pipelines.runtime.events import DEGRADED_FACET
+             lineage: str | None = None, home: str | Path | None = None, offline: bool = False,
+             env: Environment | None = None, progress: Callable[[str], None] = quiet,
+             sleep: Callable[[float], None] = time.sleep) -> RunSummary:
+    """Run one spec for one day; the summary says how it went (a failed step fails the run).
 
-        return summarize(parent, env, first_event=first_event, degraded=parent.has_run_facet(DEGRADED_FACET))
+    ``offline``: connectors replay recorded responses instead of calling live sources. ``env``:
+    an open environment to run in (several specs sharing one warehouse and one emitter, as the
+    demo does); otherwise one is opened for ``target``, ``lineage`` and ``home``.
+    """
+    if env is None:
+        with Environment.open(target or loaded.pipeline.target or None, lineage=lineage, home=home) as opened:
+            return run_spec(loaded, day, params=params, offline=offline, env=opened, progress=progress, sleep=sleep)
+    spec = loaded.pipeline
+    plan = plan_spec(loaded, day, params, namespace=env.target.namespace)
+    plan.offline = offline
+    start = datetime.combine(day, day_time(0), tzinfo=timezone.utc)
+    parent = RunContext(env.events, _job(loaded, spec.id, spec.description or f"pipeline {spec.id}", "JOB"),
+                        nominal=(start, start + timedelta(days=1)))
+    first_event = len(env.events.events)
+    steps = {s.id: s for s in spec.steps}
+    outcomes: list[_Outcome] = []
+    try:
+        with parent:
+            for step_plan in plan.steps:
+                progress(f"{spec.id}: {step_plan.id} [{step_plan.kind.value}]")
+                outcomes.append(_run_step(loaded, plan, steps[step_plan.id], step_plan, parent, env, sleep))
+    except LineageAuditError:
+        pass  # the FAIL events carry it; the summary reports it
+    from pipelines.runtime.events import DEGRADED_FACET
+
+    dead_letters = [o.dead_letter for o in outcomes if o.dead_letter]
+    return summarize(parent, env, first_event=first_event, degraded=parent.has_run_facet(DEGRADED_FACET),
+                     counts=_counts(plan, outcomes), dead_letter_file=", ".join(dead_letters) or None)
+
+
+def _counts(plan: Plan, outcomes: list[_Outcome]) -> dict[str, int]:
+    """Rows the run published (written to tables no step of it builds on; checks only look) and
+    records it set aside."""
+    read = {table.lower() for step in plan.steps if step.kind in PRODUCERS for table in step.reads}
+    published = sum(rows for outcome in outcomes for table, rows in outcome.rows.items() if table.lower() not in read)
+    return {"rows_loaded": published, "dead_letters": sum(o.rejected for o in outcomes)}
 
 
 def _job(loaded: LoadedSpec, name: str, description: str, job_type: str, sql: str | None = None,
-         dialect: str | None = None) -> JobSpec:
+         dialect: str | None = None, code_file: Path | None = None) -> JobSpec:
     spec = loaded.pipeline
     return JobSpec(namespace=JOB_NAMESPACE, name=name, description=description,
                    owners=[(o.name, o.type) for o in spec.owners] or [(f"team:{spec.team}", "MAINTAINER")],
-                   code_file=str(loaded.path), job_type=job_type, sql=sql, sql_dialect=dialect)
+                   code_file=str(code_file or loaded.path), job_type=job_type, sql=sql, sql_dialect=dialect)
+
+
+def _step_job(loaded: LoadedSpec, step: Step, step_plan: StepPlan, target: Target) -> JobSpec:
+    """A step's job: a SQL step records its SQL as it runs on ``target`` (transpiled from the
+    spec's dialect) and its SQL file as the code; other steps point at the spec."""
+    name, description = f"{loaded.pipeline.id}.{step.id}", f"{step.kind.value} step {step.id}"
+    if step.sql is None or not step_plan.sql:
+        return _job(loaded, name, description, "TASK")
+    try:
+        sql = ";\n".join(sqlglot.transpile(step_plan.sql, read=step.sql.dialect, write=target.dialect, comments=False))
+    except sqlglot.errors.SqlglotError:
+        sql, dialect = step_plan.sql, step.sql.dialect  # recorded as written; running it reports the error
+    else:
+        dialect = target.dialect
+    code = (loaded.path.parent / step.sql.file) if step.sql.file else None
+    return _job(loaded, name, description, "QUERY", sql, dialect, code)
 
 
 def _run_step(loaded: LoadedSpec, plan: Plan, step: Step, step_plan: StepPlan, parent: RunContext,
-              env: Environment, sleep: Callable[[float], None]) -> None:
-    sql = step_plan.sql or None
-    job = _job(loaded, f"{loaded.pipeline.id}.{step.id}", f"{step.kind.value} step {step.id}",
-               "QUERY" if sql else "TASK", sql, step.sql.dialect if step.sql else None)
+              env: Environment, sleep: Callable[[float], None]) -> _Outcome:
+    job = _step_job(loaded, step, step_plan, env.target)
     policy, deadline = _retry_policy(step, loaded.pipeline)
     with parent.child(job) as run:
         step_plan.run_id = run.run_id
@@ -143,12 +180,12 @@ def _run_step(loaded: LoadedSpec, plan: Plan, step: Step, step_plan: StepPlan, p
             if step.kind is not StepKind.EXTRACT or loaded.pipeline.on_source_failure is not OnSourceFailure.USE_LAST_SNAPSHOT:
                 raise
             _use_last_snapshot(loaded, step, step_plan, env, run, parent, exc)
-            return
+            return _Outcome()
         if step.kind is StepKind.EXTRACT:
             snapshots.record(env.home, loaded.pipeline.id, step.id, step_plan.writes)
         if outcome.connector is not None:
             _report_connector(run, outcome.connector)
-            return
+            return outcome
         lineage = {d.dataset.name.lower(): _in_target(d, env.target) for d in step_plan.lineage}
         for table in step_plan.writes:
             ref = env.target.dataset(table)
@@ -160,6 +197,7 @@ def _run_step(loaded: LoadedSpec, plan: Plan, step: Step, step_plan: StepPlan, p
         if failed:
             raise CheckFailed(f"step {step.id}: {len(failed)} check{'s' if len(failed) > 1 else ''} failed: "
                               + "; ".join(a["description"] for a in failed))
+        return outcome
 
 
 def _use_last_snapshot(loaded: LoadedSpec, step: Step, step_plan: StepPlan, env: Environment, run: RunContext,
@@ -297,8 +335,8 @@ def _extract(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _
         from pipelines.dsl.connectors import connector
 
         done = connector(extract.connector).run(extract.into, extract.options, day=plan.day, target=env.target,
-                                                run_id=step_plan.run_id)
-        return _Outcome(rows=done.rows, connector=done)
+                                                run_id=step_plan.run_id, offline=plan.offline)
+        return _Outcome(rows=done.rows, rejected=done.rejected, connector=done)
     assert extract.file is not None
     path = (plan.spec.parent / step_plan.rendered.get("path", extract.file.path)).resolve()
     if not path.is_file():
@@ -320,22 +358,27 @@ def _extract(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _
 
 def _extract_http(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
     from pipelines.dsl.columns import logical_type
-    from pipelines.dsl.http_extract import fetch
+    from pipelines.dsl.http_extract import budget, fetch
     from pipelines.runtime.targets import Column, Table
     from pipelines.sources.dead_letter import DeadLetterWriter
 
     extract = step.extract
     assert extract is not None and extract.http is not None
     timeout = step.timeout or plan.pipeline.timeout
-    policy = RetryPolicy(call_deadline=60.0, deadline=timeout.total_seconds() if timeout else 600.0)
+    policy = budget(timeout.total_seconds() if timeout else None)
     settings = extract.http.model_copy(update={"url": step_plan.rendered.get("url", extract.http.url)})
     fetched = fetch(settings, folder=plan.spec.parent, policy=policy)
-    if fetched.rejected:
-        with DeadLetterWriter(_dead_letter_path(plan, step, env), source=f"{plan.pipeline.id}.{step.id}") as dead:
+    dead_letter = _dead_letter_path(plan, step, env) if fetched.rejected else None
+    if dead_letter is not None:
+        with DeadLetterWriter(dead_letter, source=f"{plan.pipeline.id}.{step.id}") as dead:
             dead.write_many(dead.record(r["reason"], r["raw"], page=r["page"], index=r["index"]) for r in fetched.rejected)
     table = Table(extract.into, tuple(Column(c.name, logical_type(c.type), c.nullable) for c in extract.http.columns))
     result = _run(env, step, lambda: env.target.replace(table, fetched.rows).total)
-    return _Outcome(rows={extract.into: result}, rejected=len(fetched.rejected))
+    namespace = step_plan.rendered.get("dataset_namespace") or None
+    source = http_dataset(public_url(settings.url), namespace=namespace)
+    return _copied_from(source, extract.http.columns, table, result, env, rejected=len(fetched.rejected),
+                        dead_letter=dead_letter, quality=source_facets(fetched.rows, [c.key for c in extract.http.columns],
+                                                                       len(fetched.rejected), fetched.rules))
 
 
 def _extract_rows(step: Step, plan: Plan, env: Environment, path: Path) -> _Outcome:
@@ -347,12 +390,32 @@ def _extract_rows(step: Step, plan: Plan, env: Environment, path: Path) -> _Outc
     extract = step.extract
     assert extract is not None and extract.file is not None
     found = read_rows(extract.file, path)
-    if found.rejected:
-        with DeadLetterWriter(_dead_letter_path(plan, step, env), source=f"{plan.pipeline.id}.{step.id}") as dead:
+    dead_letter = _dead_letter_path(plan, step, env) if found.rejected else None
+    if dead_letter is not None:
+        with DeadLetterWriter(dead_letter, source=f"{plan.pipeline.id}.{step.id}") as dead:
             dead.write_many(dead.record(r["reason"], r["raw"], line=r["line"]) for r in found.rejected)
     table = Table(extract.into, tuple(Column(c.name, logical_type(c.type), c.nullable) for c in extract.file.columns))
     result = _run(env, step, lambda: env.target.replace(table, found.rows).total)
-    return _Outcome(rows={extract.into: result}, rejected=len(found.rejected))
+    return _copied_from(file_dataset(path), extract.file.columns, table, result, env, rejected=len(found.rejected),
+                        dead_letter=dead_letter, quality=source_facets(found.rows, [c.key for c in extract.file.columns],
+                                                                       len(found.rejected), found.rules))
+
+
+def _copied_from(source: DatasetRef, columns: Sequence[Any], table: Any, written: int, env: Environment, *,
+                 rejected: int, dead_letter: Path | None, quality: tuple[Any, Any]) -> _Outcome:
+    """An extract's outcome: the source it read (an API resource, a file) with what was seen of its
+    quality, and the staging table it filled, each of whose columns is the source's field of the
+    same name, unchanged."""
+    target = env.target.dataset(table.name)
+    metrics, assertions = quality
+    lineage = copied_lineage(source, target, [c.name for c in columns], sources=[c.key for c in columns])
+    result = ConnectorResult(
+        inputs=[ConnectorIO(source, schema=[(c.key, c.type, "") for c in columns], metrics=metrics, assertions=assertions)],
+        outputs=[ConnectorIO(target, schema=env.target.schema_fields(table), lineage=lineage,
+                             rows=written)],
+        rows={table.name: written})
+    return _Outcome(rows=result.rows, rejected=rejected, connector=result,
+                    dead_letter=str(dead_letter) if dead_letter else None)
 
 
 def _extract_sql(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
@@ -374,7 +437,7 @@ def _extract_sql(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) 
         source = parse_target(url, default_path=env.home / "source.duckdb")
     query = step_plan.rendered.get("query", settings.query)
     records = _run(env, step, lambda: source.records(query))
-    columns = [(c.name, logical_type(c.type), c.nullable) for c in settings.columns]
+    columns = [(c.key, logical_type(c.type), c.nullable) for c in settings.columns]
     rows: list[tuple[Any, ...]] = []
     rejected: list[dict[str, Any]] = []
     for index, record in enumerate(records):
@@ -383,14 +446,16 @@ def _extract_sql(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) 
             rejected.append({"index": index, "reason": problem, "raw": {k: str(v) for k, v in record.items()}})
         else:
             rows.append(row)
-    if rejected:
+    dead_letter = _dead_letter_path(plan, step, env) if rejected else None
+    if dead_letter is not None:
         from pipelines.sources.dead_letter import DeadLetterWriter
 
-        with DeadLetterWriter(_dead_letter_path(plan, step, env), source=f"{plan.pipeline.id}.{step.id}") as dead:
+        with DeadLetterWriter(dead_letter, source=f"{plan.pipeline.id}.{step.id}") as dead:
             dead.write_many(dead.record(r["reason"], r["raw"], index=r["index"]) for r in rejected)
-    table = Table(extract.into, tuple(Column(name, logical, nullable) for name, logical, nullable in columns))
+    table = Table(extract.into, tuple(Column(c.name, logical, nullable)
+                                      for c, (_, logical, nullable) in zip(settings.columns, columns)))
     written = _run(env, step, lambda: env.target.replace(table, rows).total)
-    outcome = _Outcome(rows={extract.into: written}, rejected=len(rejected))
+    outcome = _Outcome(rows={extract.into: written}, rejected=len(rejected), dead_letter=str(dead_letter) if dead_letter else None)
     analysed = analyze_sql(query, dialect=settings.dialect)
     if analysed.statements:
         statement = analysed.statements[0]
