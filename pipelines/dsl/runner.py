@@ -182,7 +182,7 @@ class StepRun:
             try:
                 return _execute(step, self.step_plan, self.plan, self.env)
             except (PipelineError, TimeoutError) as exc:
-                if _retryable(exc, step.retries or spec.retries):
+                if self.retryable(exc):
                     raise Retryable(str(exc)) from exc
                 raise
 
@@ -201,6 +201,12 @@ class StepRun:
         if step.kind is StepKind.EXTRACT:
             snapshots.record(self.env.home, spec.id, step.id, self.step_plan.writes)
         return self._result(outcome)
+
+    def retryable(self, exc: BaseException) -> bool:
+        """Whether the spec's retries (``retries.on``) cover this failure of the step."""
+        if not isinstance(exc, (PipelineError, TimeoutError)):
+            return False  # a bug in a step's code fails the same way again
+        return _retryable(exc, self.step.retries or self.loaded.pipeline.retries)
 
     def _result(self, outcome: _Outcome) -> StepResult:
         result = StepResult(inputs=list(self.inputs))
