@@ -21,8 +21,8 @@ from pipelines.runtime.targets import Target
 
 
 @dataclass
-class ConnectorIO:
-    """One dataset a connector run read or wrote, with the facets it knows."""
+class DatasetIO:
+    """One dataset a step (or a connector inside it) read or wrote, with the facets it knows."""
 
     ref: DatasetRef
     schema: Sequence[tuple[str, ...]] | None = None
@@ -37,8 +37,8 @@ class ConnectorResult:
     """What a connector run read and wrote; ``rows`` per table it loaded, ``rejected`` the records
     it set aside (quarantined or dead-lettered) instead."""
 
-    inputs: list[ConnectorIO] = field(default_factory=list)
-    outputs: list[ConnectorIO] = field(default_factory=list)
+    inputs: list[DatasetIO] = field(default_factory=list)
+    outputs: list[DatasetIO] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
     rejected: int = 0
 
@@ -124,12 +124,12 @@ class OpenMeteo:
         loaded, held = target.upsert_many([(hourly, result.rows), (quarantine, result.quarantined)])
         hourly_ref, quarantine_ref = target.dataset(hourly.name), target.dataset(quarantine.name)
         return ConnectorResult(
-            inputs=[ConnectorIO(source, schema=list(tx.SOURCE_FIELDS),
+            inputs=[DatasetIO(source, schema=list(tx.SOURCE_FIELDS),
                                 metrics=metrics_facet(result.records, [name for name, _ in tx.SOURCE_FIELDS]),
                                 assertions=assertions_facet(result.checks))],
-            outputs=[ConnectorIO(hourly_ref, schema=target.schema_fields(hourly), rows=loaded.rows,
+            outputs=[DatasetIO(hourly_ref, schema=target.schema_fields(hourly), rows=loaded.rows,
                                  lineage=tx.hourly_lineage(source, hourly_ref)),
-                     ConnectorIO(quarantine_ref, schema=target.schema_fields(quarantine), rows=held.rows,
+                     DatasetIO(quarantine_ref, schema=target.schema_fields(quarantine), rows=held.rows,
                                  lineage=tx.quarantine_lineage(source, quarantine_ref))],
             rows={hourly.name: loaded.rows}, rejected=held.rows,
         )

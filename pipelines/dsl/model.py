@@ -133,6 +133,14 @@ class Approval(_Spec):
     expires: date | None = None
 
 
+class Resources(_Spec):
+    """Where an orchestrator runs a step (Airflow's pool and queue); the local runner ignores them."""
+
+    pool: str = Field("", description="an Airflow pool: caps how many such steps run at once")
+    pool_slots: int = Field(1, ge=1, le=1024, description="the slots of the pool one step takes")
+    queue: str = Field("", description="the worker queue the step runs on (Celery executor)")
+
+
 class Output(_Spec):
     table: TableName
     ai_dataset: bool = False
@@ -345,6 +353,7 @@ class Step(_Spec):
     depends_on: list[StepId] = Field(default_factory=list)
     timeout: Duration | None = None
     retries: Retries | None = None
+    resources: Resources | None = Field(None, description="set fields override the pipeline's resources for this step")
     gate: Gate | None = None
     extract: Extract | None = None
     sql: SqlStep | None = None
@@ -382,6 +391,7 @@ class Pipeline(_Spec):
     params: dict[str, Param] = Field(default_factory=dict)
     retries: Retries = Retries()
     timeout: Duration | None = None
+    resources: Resources = Resources()
     on_source_failure: OnSourceFailure = OnSourceFailure.FAIL
     max_staleness: Duration | None = None
     dead_letter: str = ""

@@ -25,7 +25,7 @@ from sqlglot import expressions as exp
 from lineage_auditor.errors import ConfigError, LineageAuditError, PipelineError
 from lineage_auditor.model import ColumnRef, DatasetLineage, DatasetRef, InputField, OutputField
 from lineage_auditor.retry import Deadline, GaveUp, Retryable, RetryPolicy, retry_call
-from pipelines.dsl.connectors import ConnectorIO, ConnectorResult
+from pipelines.dsl.connectors import ConnectorResult, DatasetIO
 from pipelines.dsl.listing import JOB_NAMESPACE
 from pipelines.dsl.loader import LoadedSpec
 from lineage_auditor.durations import display_duration
@@ -43,9 +43,9 @@ from pipelines.dsl.model import (
     Step,
     StepKind,
 )
-from pipelines.dsl.source_quality import source_facets
 from pipelines.dsl.plan import PRODUCERS, Plan, StepPlan, copied_lineage, plan_spec
-from pipelines.runtime.events import JobSpec, RunContext
+from pipelines.dsl.source_quality import source_facets
+from pipelines.runtime.events import DEGRADED_FACET, JobSpec, RunContext
 from pipelines.runtime.naming import file_dataset, http_dataset, public_url
 from pipelines.runtime.run import Environment, RunSummary, quiet, summarize
 from pipelines.runtime.targets import Target, quote
@@ -100,32 +100,39 @@ def run_spec(loaded: LoadedSpec, day: date, *, params: Mapping[str, str] | None 
     spec = loaded.pipeline
     plan = plan_spec(loaded, day, params, namespace=env.target.namespace)
     plan.offline = offline
-    start = datetime.combine(day, day_time(0), tzinfo=timezone.utc)
-    parent = RunContext(env.events, _job(loaded, spec.id, spec.description or f"pipeline {spec.id}", "JOB"),
-                        nominal=(start, start + timedelta(days=1)))
+    parent = RunContext(env.events, pipeline_job(loaded), nominal=nominal_window(day))
     first_event = len(env.events.events)
-    steps = {s.id: s for s in spec.steps}
-    outcomes: list[_Outcome] = []
+    results: list[StepResult] = []
     try:
         with parent:
             for step_plan in plan.steps:
                 progress(f"{spec.id}: {step_plan.id} [{step_plan.kind.value}]")
-                outcomes.append(_run_step(loaded, plan, steps[step_plan.id], step_plan, parent, env, sleep))
+                results.append(_run_step(prepare_step(loaded, plan, step_plan.id, env), parent, sleep))
     except LineageAuditError:
         pass  # the FAIL events carry it; the summary reports it
-    from pipelines.runtime.events import DEGRADED_FACET
-
-    dead_letters = [o.dead_letter for o in outcomes if o.dead_letter]
+    dead_letters = [r.dead_letter for r in results if r.dead_letter]
     return summarize(parent, env, first_event=first_event, degraded=parent.has_run_facet(DEGRADED_FACET),
-                     counts=_counts(plan, outcomes), dead_letter_file=", ".join(dead_letters) or None)
+                     counts=_counts(plan, results), dead_letter_file=", ".join(dead_letters) or None)
 
 
-def _counts(plan: Plan, outcomes: list[_Outcome]) -> dict[str, int]:
+def _counts(plan: Plan, results: list["StepResult"]) -> dict[str, int]:
     """Rows the run published (written to tables no step of it builds on; checks only look) and
     records it set aside."""
     read = {table.lower() for step in plan.steps if step.kind in PRODUCERS for table in step.reads}
-    published = sum(rows for outcome in outcomes for table, rows in outcome.rows.items() if table.lower() not in read)
-    return {"rows_loaded": published, "dead_letters": sum(o.rejected for o in outcomes)}
+    published = sum(rows for result in results for table, rows in result.rows.items() if table.lower() not in read)
+    return {"rows_loaded": published, "dead_letters": sum(r.rejected for r in results)}
+
+
+def nominal_window(day: date) -> tuple[datetime, datetime]:
+    """The day a run is for, as its OpenLineage nominal start and end (UTC midnight to midnight)."""
+    start = datetime.combine(day, day_time(0), tzinfo=timezone.utc)
+    return start, start + timedelta(days=1)
+
+
+def pipeline_job(loaded: LoadedSpec) -> JobSpec:
+    """The job of the pipeline as a whole, named by the spec's id: the parent of its steps' jobs."""
+    spec = loaded.pipeline
+    return _job(loaded, spec.id, spec.description or f"pipeline {spec.id}", "JOB")
 
 
 def _job(loaded: LoadedSpec, name: str, description: str, job_type: str, sql: str | None = None,
@@ -152,20 +159,72 @@ def _step_job(loaded: LoadedSpec, step: Step, step_plan: StepPlan, target: Targe
     return _job(loaded, name, description, "QUERY", sql, dialect, code)
 
 
-def _run_step(loaded: LoadedSpec, plan: Plan, step: Step, step_plan: StepPlan, parent: RunContext,
-              env: Environment, sleep: Callable[[float], None]) -> _Outcome:
-    job = _step_job(loaded, step, step_plan, env.target)
-    policy, deadline = _retry_policy(step, loaded.pipeline)
-    with parent.child(job) as run:
-        step_plan.run_id = run.run_id
-        for table in step_plan.reads:
-            run.add_input(env.target.dataset(table), schema=_schema(env.target, table))
+@dataclass
+class StepResult:
+    """What one step read and wrote, with every facet, ready for whoever reports it.
+
+    The local runner puts it on the step's :class:`RunContext`; the Airflow operator returns it
+    to the OpenLineage provider. ``run_facets`` are the step run's own (``lineageAudit_degraded``
+    when it ran on a snapshot). A failed error-severity check is kept in ``check_failure`` and
+    raised by :meth:`raise_for_checks` after the result is reported, so the FAIL event still
+    carries the assertions.
+    """
+
+    inputs: list[DatasetIO] = field(default_factory=list)
+    outputs: list[DatasetIO] = field(default_factory=list)
+    run_facets: dict[str, Any] = field(default_factory=dict)
+    check_failure: CheckFailed | None = None
+    rows: dict[str, int] = field(default_factory=dict)  # rows written, per table
+    rejected: int = 0  # records set aside (dead-lettered or quarantined)
+    dead_letter: str | None = None  # the file they went to
+
+    def report(self, run: RunContext) -> None:
+        """Record the result on a run: its COMPLETE (or FAIL) event carries all of it."""
+        for io in self.inputs:
+            run.add_input(io.ref, schema=io.schema, metrics=io.metrics, assertions=io.assertions)
+        for io in self.outputs:
+            run.add_output(io.ref, schema=io.schema, lineage=io.lineage, rows=io.rows)
+        for key, facet in self.run_facets.items():
+            run.add_run_facet(key, facet)
+
+    def raise_for_checks(self) -> None:
+        if self.check_failure is not None:
+            raise self.check_failure
+
+
+@dataclass
+class StepRun:
+    """One step of a planned spec, ready to run on its own (the unit an Airflow task runs).
+
+    ``inputs`` are the tables the step reads, with their schemas as they are before it runs
+    (what a START event says); :meth:`execute` runs the step and returns what it did.
+    ``plan.steps`` must hold the step's plan with ``run_id`` set to the OpenLineage run the
+    step runs as (connectors stamp rows with it).
+    """
+
+    loaded: LoadedSpec
+    plan: Plan
+    step: Step
+    step_plan: StepPlan
+    env: Environment
+    job: JobSpec
+    inputs: list[DatasetIO]
+
+    def execute(self, *, retry: bool = True, last_attempt: bool = True,
+                sleep: Callable[[float], None] = time.sleep) -> StepResult:
+        """Run the step: with the spec's retries (``retry``) or once (an orchestrator retries it).
+
+        An extract whose source failed falls back to its last snapshot (``on_source_failure:
+        use_last_snapshot``) only on the ``last_attempt``. Raises the step's error when it fails.
+        """
+        step, spec = self.step, self.loaded.pipeline
+        policy, deadline = _retry_policy(step, spec, retry=retry)
 
         def attempt() -> _Outcome:
             try:
-                return _execute(step, step_plan, plan, env)
+                return _execute(step, self.step_plan, self.plan, self.env)
             except (PipelineError, TimeoutError) as exc:
-                if _retryable(exc, step.retries or loaded.pipeline.retries):
+                if self.retryable(exc):
                     raise Retryable(str(exc)) from exc
                 raise
 
@@ -177,63 +236,88 @@ def _run_step(loaded: LoadedSpec, plan: Plan, step: Step, step_plan: StepPlan, p
                     raise PipelineError(exc.last.reason) from None
                 raise PipelineError(f"step {step.id}: {exc.why}: {exc.last.reason}") from None
         except PipelineError as exc:
-            if step.kind is not StepKind.EXTRACT or loaded.pipeline.on_source_failure is not OnSourceFailure.USE_LAST_SNAPSHOT:
+            if (not last_attempt or step.kind is not StepKind.EXTRACT
+                    or spec.on_source_failure is not OnSourceFailure.USE_LAST_SNAPSHOT):
                 raise
-            _use_last_snapshot(loaded, step, step_plan, env, run, parent, exc)
-            return _Outcome()
+            return self._last_snapshot(exc)
         if step.kind is StepKind.EXTRACT:
-            snapshots.record(env.home, loaded.pipeline.id, step.id, step_plan.writes)
-        if outcome.connector is not None:
-            _report_connector(run, outcome.connector)
-            return outcome
-        lineage = {d.dataset.name.lower(): _in_target(d, env.target) for d in step_plan.lineage}
-        for table in step_plan.writes:
-            ref = env.target.dataset(table)
-            run.add_output(ref, schema=_schema(env.target, table), lineage=lineage.get(table.lower()),
-                           rows=outcome.rows.get(table))
+            snapshots.record(self.env.home, spec.id, step.id, self.step_plan.writes)
+        return self._result(outcome)
+
+    def retryable(self, exc: BaseException) -> bool:
+        """Whether the spec's retries (``retries.on``) cover this failure of the step."""
+        if not isinstance(exc, (PipelineError, TimeoutError)):
+            return False  # a bug in a step's code fails the same way again
+        return _retryable(exc, self.step.retries or self.loaded.pipeline.retries)
+
+    def _result(self, outcome: _Outcome) -> StepResult:
+        result = StepResult(inputs=list(self.inputs), rows=dict(outcome.rows), rejected=outcome.rejected,
+                            dead_letter=outcome.dead_letter)
+        if outcome.connector is not None:  # a connector knows what it read and wrote
+            result.inputs.extend(outcome.connector.inputs)
+            result.outputs.extend(outcome.connector.outputs)
+            return result
+        target = self.env.target
+        lineage = {d.dataset.name.lower(): _in_target(d, target) for d in self.step_plan.lineage}
+        for table in self.step_plan.writes:
+            result.outputs.append(DatasetIO(target.dataset(table), schema=_schema(target, table),
+                                            lineage=lineage.get(table.lower()), rows=outcome.rows.get(table)))
         for table, assertions in outcome.assertions.items():
-            run.add_input(env.target.dataset(table), assertions=_assertions_facet(assertions))
+            result.inputs.append(DatasetIO(target.dataset(table), assertions=_assertions_facet(assertions)))
         failed = [a for items in outcome.assertions.values() for a in items if not a["success"] and a["severity"] == "error"]
         if failed:
-            raise CheckFailed(f"step {step.id}: {len(failed)} check{'s' if len(failed) > 1 else ''} failed: "
-                              + "; ".join(a["description"] for a in failed))
-        return outcome
+            result.check_failure = CheckFailed(
+                f"step {self.step.id}: {len(failed)} check{'s' if len(failed) > 1 else ''} failed: "
+                + "; ".join(a["description"] for a in failed))
+        return result
+
+    def _last_snapshot(self, failure: PipelineError) -> StepResult:
+        """The source stayed down: go on with the tables its last good extract left, if young enough.
+
+        The run is marked degraded (the ``lineageAudit_degraded`` facet says how old the
+        snapshot is); without a snapshot younger than ``max_staleness`` the step fails as it would.
+        """
+        from pipelines.runtime.events import DegradedRunFacet
+
+        spec, step, env = self.loaded.pipeline, self.step, self.env
+        assert spec.max_staleness is not None
+        taken = snapshots.taken_at(env.home, spec.id, step.id)
+        limit = spec.max_staleness.total_seconds()
+        age = (datetime.now(timezone.utc) - taken).total_seconds() if taken else None
+        present = all(env.target.table_exists(t) for t in self.step_plan.writes)
+        if taken is None or age is None or age > limit or not present:
+            why = ("no earlier snapshot" if taken is None else "its tables are gone" if not present
+                   else f"the last snapshot is {display_duration(age or 0)} old")
+            raise PipelineError(f"{failure.message}; {why} (max_staleness {display_duration(limit)})") from None
+        facet = DegradedRunFacet(reason=f"source failed, using the snapshot of {iso(taken)}: {failure.message}",
+                                 source=step.id, snapshotTakenAt=iso(taken), snapshotAgeSeconds=round(age, 1),
+                                 maxStalenessSeconds=limit)
+        outputs = [DatasetIO(env.target.dataset(t), schema=_schema(env.target, t)) for t in self.step_plan.writes]
+        return StepResult(inputs=list(self.inputs), outputs=outputs, run_facets={DEGRADED_FACET: facet})
 
 
-def _use_last_snapshot(loaded: LoadedSpec, step: Step, step_plan: StepPlan, env: Environment, run: RunContext,
-                       parent: RunContext, failure: PipelineError) -> None:
-    """The source stayed down: go on with the tables its last good extract left, if young enough.
-
-    Both runs are marked degraded (the ``lineageAudit_degraded`` facet says how old the
-    snapshot is); without a snapshot younger than ``max_staleness`` the step fails as it would.
-    """
-    from pipelines.runtime.events import DEGRADED_FACET, DegradedRunFacet
-
-    spec = loaded.pipeline
-    assert spec.max_staleness is not None
-    taken = snapshots.taken_at(env.home, spec.id, step.id)
-    limit = spec.max_staleness.total_seconds()
-    age = (datetime.now(timezone.utc) - taken).total_seconds() if taken else None
-    present = all(env.target.table_exists(t) for t in step_plan.writes)
-    if taken is None or age is None or age > limit or not present:
-        why = ("no earlier snapshot" if taken is None else "its tables are gone" if not present
-               else f"the last snapshot is {display_duration(age or 0)} old")
-        raise PipelineError(f"{failure.message}; {why} (max_staleness {display_duration(limit)})") from None
-    facet = DegradedRunFacet(reason=f"source failed, using the snapshot of {iso(taken)}: {failure.message}",
-                             source=step.id, snapshotTakenAt=iso(taken), snapshotAgeSeconds=round(age, 1),
-                             maxStalenessSeconds=limit)
-    run.add_run_facet(DEGRADED_FACET, facet)
-    parent.add_run_facet(DEGRADED_FACET, facet)
-    for table in step_plan.writes:
-        run.add_output(env.target.dataset(table), schema=_schema(env.target, table))
+def prepare_step(loaded: LoadedSpec, plan: Plan, step_id: str, env: Environment) -> StepRun:
+    """Step ``step_id`` of ``plan`` ready to run in ``env``: its job and the tables it reads."""
+    step = next((s for s in loaded.pipeline.steps if s.id == step_id), None)
+    step_plan = next((s for s in plan.steps if s.id == step_id), None)
+    if step is None or step_plan is None:
+        raise ConfigError(f"pipeline {loaded.pipeline.id} has no step {step_id!r}", file=str(loaded.path))
+    job = _step_job(loaded, step, step_plan, env.target)
+    inputs = [DatasetIO(env.target.dataset(t), schema=_schema(env.target, t)) for t in step_plan.reads]
+    return StepRun(loaded, plan, step, step_plan, env, job, inputs)
 
 
-def _report_connector(run: RunContext, result: Any) -> None:
-    """What a named connector read and wrote, with the lineage it declares, on the step's run."""
-    for io in result.inputs:
-        run.add_input(io.ref, schema=io.schema, metrics=io.metrics, assertions=io.assertions)
-    for io in result.outputs:
-        run.add_output(io.ref, schema=io.schema, lineage=io.lineage, rows=io.rows)
+def _run_step(step: StepRun, parent: RunContext, sleep: Callable[[float], None]) -> StepResult:
+    """One step as a child run of the pipeline's: START with its inputs, COMPLETE or FAIL with the rest."""
+    with parent.child(step.job) as run:
+        step.step_plan.run_id = run.run_id
+        StepResult(inputs=step.inputs).report(run)
+        result = step.execute(sleep=sleep)
+        result.report(run)
+        if DEGRADED_FACET in result.run_facets:
+            parent.add_run_facet(DEGRADED_FACET, result.run_facets[DEGRADED_FACET])
+        result.raise_for_checks()
+        return result
 
 
 def _in_target(lineage: DatasetLineage, target: Target) -> DatasetLineage:
@@ -253,11 +337,11 @@ def _in_target(lineage: DatasetLineage, target: Target) -> DatasetLineage:
     )
 
 
-def _retry_policy(step: Step, spec: Pipeline) -> tuple[RetryPolicy, Deadline]:
+def _retry_policy(step: Step, spec: Pipeline, *, retry: bool = True) -> tuple[RetryPolicy, Deadline]:
     retries = step.retries or spec.retries
     timeout = (step.timeout or spec.timeout)
     seconds = timeout.total_seconds() if timeout else STEP_DEADLINE
-    policy = RetryPolicy(max_attempts=retries.count + 1, base_delay=retries.backoff.total_seconds(),
+    policy = RetryPolicy(max_attempts=retries.count + 1 if retry else 1, base_delay=retries.backoff.total_seconds(),
                          max_delay=retries.max_delay.total_seconds(), jitter=0.5 if retries.jitter else 0.0,
                          deadline=seconds)
     return policy, Deadline(seconds, name=f"step {step.id} timeout")
@@ -410,8 +494,8 @@ def _copied_from(source: DatasetRef, columns: Sequence[Any], table: Any, written
     metrics, assertions = quality
     lineage = copied_lineage(source, target, [c.name for c in columns], sources=[c.key for c in columns])
     result = ConnectorResult(
-        inputs=[ConnectorIO(source, schema=[(c.key, c.type, "") for c in columns], metrics=metrics, assertions=assertions)],
-        outputs=[ConnectorIO(target, schema=env.target.schema_fields(table), lineage=lineage,
+        inputs=[DatasetIO(source, schema=[(c.key, c.type, "") for c in columns], metrics=metrics, assertions=assertions)],
+        outputs=[DatasetIO(target, schema=env.target.schema_fields(table), lineage=lineage,
                              rows=written)],
         rows={table.name: written})
     return _Outcome(rows=result.rows, rejected=rejected, connector=result,
@@ -459,9 +543,9 @@ def _extract_sql(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) 
     analysed = analyze_sql(query, dialect=settings.dialect)
     if analysed.statements:
         statement = analysed.statements[0]
-        inputs = [ConnectorIO(source.dataset(ref.name)) for ref in statement.inputs]
+        inputs = [DatasetIO(source.dataset(ref.name)) for ref in statement.inputs]
         lineage = _in_source(statement.outputs[0], source, env.target.dataset(extract.into)) if statement.outputs else None
-        outcome.connector = ConnectorResult(inputs=inputs, outputs=[ConnectorIO(
+        outcome.connector = ConnectorResult(inputs=inputs, outputs=[DatasetIO(
             env.target.dataset(extract.into), schema=env.target.schema_fields(table), lineage=lineage, rows=written)],
             rows=outcome.rows)
     return outcome
@@ -634,4 +718,5 @@ def _schema(target: Target, table: str) -> list[tuple[str, str]] | None:
     return [(name, kind) for name, kind in columns] or None
 
 
-__all__ = ["run_spec", "StepContext", "CheckFailed", "CheckSeverity"]
+__all__ = ["run_spec", "prepare_step", "pipeline_job", "nominal_window", "StepRun", "StepResult", "StepContext",
+           "CheckFailed", "CheckSeverity"]

@@ -40,11 +40,15 @@ class Environment:
 
     @classmethod
     def open(cls, target: str | None, *, lineage: str | None = None, home: str | Path | None = None,
-             secrets: tuple[str, ...] = ()) -> "Environment":
-        """The environment around a warehouse URL (None: the local DuckDB file in the lineage home)."""
+             secrets: tuple[str, ...] = (), emit: bool = True) -> "Environment":
+        """The environment around a warehouse URL (None: the local DuckDB file in the lineage home).
+
+        ``emit=False`` keeps events in memory only: for a caller whose orchestrator reports the
+        lineage (an Airflow task); ``lineage`` still names the store read (freshness gates).
+        """
         state = lineage_home(home)
         warehouse = parse_target(target, default_path=state / WAREHOUSE_FILE)
-        emitter = emitter_from_config(lineage, home=state)
+        emitter = emitter_from_config(lineage, home=state) if emit else None
         events = EventLog(emitter, secrets=(*warehouse.secrets(), *secrets))
         return cls(state, warehouse, events, emitter, lineage)
 
