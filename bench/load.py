@@ -33,10 +33,15 @@ sys.path.insert(0, str(REPO))
 import pandas as pd  # noqa: E402
 import psycopg  # noqa: E402
 
-from pipelines.runtime.targets import PostgresTarget  # noqa: E402
+from pipelines.runtime.targets import Column, PostgresTarget, Table  # noqa: E402
 from pipelines.sources.dead_letter import DeadLetterWriter  # noqa: E402
 from pipelines.sources.orders_csv import generate_orders, read_orders  # noqa: E402
-from pipelines.users_orders.extract import ORDERS_TABLE  # noqa: E402
+
+#: staging.orders as the users-orders spec declares it (pipelines/specs/users_orders.yml), keyed for upserts.
+ORDERS_TABLE = Table("staging.orders", (
+    Column("order_id", "bigint", False), Column("user_id", "bigint", False), Column("order_ts", "timestamptz"),
+    Column("amount", "numeric", True), Column("currency", "text"), Column("status", "text"),
+), key=("order_id",))
 
 
 def admin_dsn() -> str:

@@ -1,5 +1,9 @@
 """Commands that run the reference pipelines: ``run weather``, ``run users-orders``, ``demo``.
 
+The reference pipelines are specs (``pipelines/specs/``) run by the DSL runner; these commands
+are shortcuts that know how to reach their sources (the Open-Meteo replay, the bundled mock
+users API) and map familiar options onto the specs' params.
+
 Exit codes: 0 every run completed (a degraded run completes), 1 a run failed (its FAIL
 event carries the error), 2 bad input (an invalid spec, date, target or option).
 """
@@ -16,15 +20,12 @@ from typing import Any
 
 import click
 
-from lineage_auditor.errors import LineageAuditError
 from pipelines.sources.cli import COMMANDS as SOURCE_COMMANDS
 
 LINEAGE_HELP = "Where lineage goes: embedded[:PATH] | marquez:URL | http:URL | file:PATH | console | none " \
                "[default: OPENLINEAGE_* env, openlineage.yml, else the embedded store]."
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
                       help="Output format.")
-SPEC = click.option("--spec", "spec_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-                    help="Pipeline spec YAML [default: the shipped spec].")
 TARGET = click.option("--target", help="postgresql://USER[:PASS]@HOST:PORT/DB or duckdb:PATH "
                                        "[default: the spec's, else .lineage/warehouse.duckdb].")
 LINEAGE = click.option("--lineage", help=LINEAGE_HELP)
@@ -37,15 +38,6 @@ def _day(value: str | None, option: str) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option) from None
-
-
-def _load(spec_path: Path | None, name: str, kind: type) -> Any:
-    from pipelines.runtime.spec import builtin_spec, load_spec
-
-    spec = load_spec(spec_path) if spec_path else builtin_spec(name)
-    if not isinstance(spec, kind):
-        raise LineageAuditError(f"this is a {spec.pipeline} spec, not a {name} spec", file=str(spec_path), line=1)
-    return spec
 
 
 @contextmanager
@@ -142,14 +134,15 @@ def run_group() -> None:
 @click.option("--offline", is_flag=True, help="Fetch from the local replay of recorded Open-Meteo responses.")
 @TARGET
 @LINEAGE
-@SPEC
 @FORMAT
 def weather_command(day: str | None, start: str | None, end: str | None, offline: bool, target: str | None,
-                    lineage: str | None, spec_path: Path | None, fmt: str) -> None:
+                    lineage: str | None, fmt: str) -> None:
     """Load hourly weather for the spec's locations: fetch, convert, quarantine, upsert.
 
+    Runs the shipped spec pipelines/specs/weather.yml (the same as `pipelines run` on it).
     Re-running a day leaves the same rows (upsert keyed on location and observed_at).
     Readings outside physical bounds go to the quarantine table with their reason.
+    Every day of a backfill runs, in order, even after a failed one.
 
     \b
     Examples:
@@ -158,21 +151,24 @@ def weather_command(day: str | None, start: str | None, end: str | None, offline
       lineage-audit run weather --start 2024-05-01 --end 2024-05-31 --target postgresql://me@db:5432/wh
       lineage-audit run weather --offline --lineage file:events.ndjson --format json
     """
+    from pipelines.dsl.runner import run_spec
+    from pipelines.reference import recorded_days, reference_spec
     from pipelines.runtime.run import Environment
-    from pipelines.runtime.spec import WeatherSpec
-    from pipelines.weather.pipeline import recorded_days, run_weather
 
     days = _weather_days(_day(day, "--date"), _day(start, "--start"), _day(end, "--end"), offline, recorded_days)
-    spec = _load(spec_path, "weather", WeatherSpec)
-    with Environment.create(spec, target=target, lineage=lineage) as env, _progress(len(days), fmt) as progress:
-        runs = run_weather(spec, env, days, offline=offline, progress=progress)
+    spec = reference_spec("weather")
+    with Environment.open(target, lineage=lineage) as env, _progress(len(days), fmt) as progress:
+        runs = []
+        for one in days:
+            progress(f"weather {one.isoformat()}")
+            runs.append(run_spec(spec, one, offline=offline, env=env))
     _print_runs(runs, fmt)
     sys.exit(0 if all(r.ok for r in runs) else 1)
 
 
 def _weather_days(day: date | None, start: date | None, end: date | None, offline: bool,
                   recorded: Callable[[], list[date]]) -> list[date]:
-    from pipelines.weather.pipeline import days_between
+    from pipelines.reference import days_between
 
     if day and (start or end):
         raise click.UsageError("use either --date or --start/--end")
@@ -190,22 +186,23 @@ def _weather_days(day: date | None, start: date | None, end: date | None, offlin
 
 
 @run_group.command("users-orders")
-@click.option("--api-url", help="Base URL of the users API [default: the spec's; none: start the bundled mock API].")
-@click.option("--api-token", help="Bearer token for the users API [default: env named by the spec's token_env].")
+@click.option("--api-url", help="Base URL of the users API [default: start the bundled mock API].")
+@click.option("--api-token", help="Bearer token for the users API [default: $LINEAGE_AUDIT_USERS_API_TOKEN].")
 @click.option("--orders", "orders", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Orders CSV [default: the spec's sample].")
+@click.option("--date", "day", help="The run's day (YYYY-MM-DD) [default: today, UTC].")
 @TARGET
 @LINEAGE
-@SPEC
 @FORMAT
-def users_orders_command(api_url: str | None, api_token: str | None, orders: Path | None, target: str | None,
-                         lineage: str | None, spec_path: Path | None, fmt: str) -> None:
+def users_orders_command(api_url: str | None, api_token: str | None, orders: Path | None, day: str | None,
+                         target: str | None, lineage: str | None, fmt: str) -> None:
     """Build analytics.user_orders from the users API and the orders CSV.
 
-    Invalid users and bad CSV rows go to a dead-letter file. If the users API stays down,
-    the run fails, or with `on_source_failure: use_last_snapshot` uses the last good users
-    snapshot (if younger than max_staleness) and is marked degraded. The analytics table is
-    replaced atomically, never half-written.
+    Runs the shipped spec pipelines/specs/users_orders.yml. Users that do not fit and bad CSV
+    rows (repeated order ids, unknown statuses too) go to dead-letter files with their page or
+    line. If the users API stays down, the run uses the last good users snapshot younger than
+    the spec's max_staleness and is marked degraded, or fails without one. The analytics
+    table is replaced atomically, never half-written.
 
     \b
     Examples:
@@ -213,15 +210,16 @@ def users_orders_command(api_url: str | None, api_token: str | None, orders: Pat
       lineage-audit run users-orders --orders big.csv --target postgresql://me@127.0.0.1:5432/wh
       LINEAGE_AUDIT_USERS_API_TOKEN=s3cret lineage-audit run users-orders --api-url http://127.0.0.1:8080
     """
+    from pipelines.dsl.runner import run_spec
+    from pipelines.reference import reference_spec, users_api
     from pipelines.runtime.run import Environment
-    from pipelines.runtime.spec import UsersOrdersSpec
-    from pipelines.users_orders.pipeline import run_users_orders
 
-    spec = _load(spec_path, "users_orders", UsersOrdersSpec)
-    secrets = (api_token,) if api_token else ()
-    with Environment.create(spec, target=target, lineage=lineage, secrets=secrets) as env, \
-            _progress(3, fmt) as progress:
-        run = run_users_orders(spec, env, api_url=api_url, api_token=api_token, orders_path=orders, progress=progress)
+    spec = reference_spec("users_orders")
+    when = _day(day, "--date") or datetime.now(timezone.utc).date()
+    with users_api(api_url, api_token) as api, _progress(len(spec.pipeline.steps), fmt) as progress:
+        params = api.params() | ({"orders_file": str(orders.resolve())} if orders else {})
+        with Environment.open(target, lineage=lineage, secrets=(api.token,) if api.token else ()) as env:
+            run = run_spec(spec, when, params=params, env=env, progress=progress)
     _print_runs([run], fmt)
     sys.exit(0 if run.ok else 1)
 

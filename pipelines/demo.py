@@ -1,9 +1,10 @@
-"""The end-to-end demo: both reference pipelines, offline, into DuckDB, lineage recorded.
+"""The end-to-end demo: the reference pipelines' specs, offline, into DuckDB, lineage recorded.
 
-Runs the weather pipeline against the local Open-Meteo replay for every recorded day, and
-users-orders against the bundled mock users API and the sample orders CSV, all into one
-DuckDB warehouse. Returns the run summaries and every event emitted, so the caller can print
-a summary and draw the lineage graph.
+Runs the three shipped specs through the DSL runner like any analyst's pipeline: weather
+against the local Open-Meteo replay for every recorded day, users-orders against the bundled
+mock users API and the sample orders CSV, then the churn model's feature table from their
+outputs, all into one DuckDB warehouse and one emitter. Returns the run summaries and every
+event emitted, so the caller can print a summary and draw the lineage graph.
 
 It also leaves the demo's audit config, ``lineage-audit.yml``, in the working directory (never
 over an existing one), pointing at the warehouse it built: ``lineage-audit audit`` and
@@ -18,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.features.churn import run_churn_features
-from pipelines.runtime.run import Environment, Progress, RunSummary, quiet, summarize
-from pipelines.runtime.spec import UsersOrdersSpec, WeatherSpec, builtin_spec
-from pipelines.users_orders.pipeline import run_users_orders
-from pipelines.weather.pipeline import recorded_days, run_weather
+from datetime import datetime, timezone
+
+from pipelines.dsl.runner import run_spec
+from pipelines.reference import recorded_days, reference_spec, users_api
+from pipelines.runtime.run import Environment, Progress, RunSummary, quiet
 
 WAREHOUSE = "warehouse.duckdb"
 GRAPH = "lineage.html"
@@ -75,8 +76,7 @@ CHURN_TABLE = "features.churn_features"
 
 
 def _rows(run: RunSummary) -> int:
-    c = run.counts
-    return int(c.get("rows_loaded", 0)) + int(c.get("users", 0)) + int(c.get("orders", 0)) + int(c.get("user_orders_rows", 0))
+    return int(run.counts.get("rows_loaded", 0))
 
 
 def _lineage_columns(events: list[dict[str, Any]]) -> int:
@@ -103,16 +103,18 @@ def run_demo(
     With ``config_dir``, the demo's audit config is written there unless one exists.
     """
     out.mkdir(parents=True, exist_ok=True)
-    weather: WeatherSpec = builtin_spec("weather")  # type: ignore[assignment]
-    users_orders: UsersOrdersSpec = builtin_spec("users_orders")  # type: ignore[assignment]
-    target = f"duckdb:{(out / WAREHOUSE).resolve()}"
+    today = datetime.now(timezone.utc).date()
     runs: list[RunSummary] = []
-    with Environment.create(weather, target=target, lineage=lineage, home=home) as env:
-        runs += run_weather(weather, env, recorded_days(), offline=True, progress=progress)
-        progress("users-orders (mock users API)")
-        runs.append(run_users_orders(users_orders, env, progress=progress))
+    with Environment.open(f"duckdb:{(out / WAREHOUSE).resolve()}", lineage=lineage, home=home) as env:
+        weather = reference_spec("weather")
+        for day in recorded_days():
+            progress(f"weather {day.isoformat()} (recorded Open-Meteo responses)")
+            runs.append(run_spec(weather, day, offline=True, env=env))
+        progress("users-orders (mock users API, sample orders CSV)")
+        with users_api() as api:
+            runs.append(run_spec(reference_spec("users_orders"), today, params=api.params(), env=env))
         progress("churn features (the AI dataset)")
-        runs.append(_churn_features(env))
+        runs.append(run_spec(reference_spec("churn_features"), today, env=env))
         events = list(env.events.events)
         store = _describe(env.emitter)
     result = DemoResult(runs, events, (out / WAREHOUSE).resolve(), store)
@@ -146,14 +148,6 @@ def write_audit_config(folder: Path, warehouse: Path) -> tuple[Path, bool]:
     except FileExistsError:
         return target, False
     return target, True
-
-
-def _churn_features(env: Environment) -> RunSummary:
-    """Build the churn model's feature table from the two pipelines' outputs."""
-    first = len(env.events.events)
-    step = run_churn_features(env)
-    rows = env.target.query(f"SELECT COUNT(*) FROM {CHURN_TABLE}")[0][0] if step.state == "COMPLETE" else 0
-    return summarize(step, env, first_event=first, counts={"rows_loaded": int(rows)})
 
 
 def _describe(emitter: Any) -> str:

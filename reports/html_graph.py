@@ -291,11 +291,16 @@ def _label_width(label: str) -> float:
 def _table_positions(graph: LineageGraph, nodes: list[Any], labels: dict[Any, str]) -> dict[Any, tuple[float, float]]:
     """Left to right by lineage depth; within a layer, ordered by the mean height of each
     node's upstream (one barycenter pass), which keeps most edges from crossing. Each layer
-    is as far from the last as their widest labels need."""
+    is as far from the last as their widest labels need. A job that only reads (a data-quality
+    check) stands beside the datasets it reads, not in a layer of its own: it ends no chain,
+    and a layer less keeps a long pipeline readable on a laptop screen."""
     shown = set(nodes)
+    layers = graph.layers()
     by_layer: dict[int, list[Any]] = defaultdict(list)
-    for node, layer in graph.layers().items():
+    for node, layer in layers.items():
         if node in shown:
+            if isinstance(node, JobRef) and not graph.job_outputs(node) and graph.job_inputs(node):
+                layer = max(layers[d] for d in graph.job_inputs(node))
             by_layer[layer].append(node)
     pos: dict[Any, tuple[float, float]] = {}
     x, last_width = 0.0, 0.0

@@ -1,7 +1,7 @@
 """End to end: the demo pipelines, a baseline, then a changed feature SQL on drifted input.
 
-Runs the weather pipeline (offline replay), users-orders (bundled mock API) and the churn
-feature step into a temporary DuckDB warehouse and embedded store, saves a baseline, then
+Runs the demo (the three reference specs: weather on the offline replay, users-orders on the
+bundled mock API, the churn features) into a temporary DuckDB warehouse and embedded store, saves a baseline, then
 rebuilds the feature table from changed SQL after tripling every order's revenue; the audit
 must report the schema change, the data drift and the lineage change, and the report must
 list them.
@@ -10,6 +10,7 @@ list them.
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -17,14 +18,14 @@ import pytest
 from click.testing import CliRunner
 
 from lineage_auditor.cli import _register, cli
-from pipelines.features.churn import SQL_FILE, run_churn_features
-from pipelines.runtime.run import Environment
-from pipelines.runtime.spec import load_spec
-from pipelines.users_orders.pipeline import run_users_orders
-from pipelines.weather.pipeline import recorded_days, run_weather
+from pipelines.demo import run_demo
+from pipelines.dsl import load_spec
+from pipelines.dsl.runner import run_spec
+from reference_specs import spec_variant
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "pipelines" / "features" / "lineage-audit.yml"
+SQL_FILE = REPO / "pipelines" / "features" / "churn_features.sql"
 
 
 def invoke(*args: str):
@@ -37,12 +38,7 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / ".lineage"
     monkeypatch.setenv("LINEAGE_AUDIT_HOME", str(home))
     monkeypatch.chdir(tmp_path)
-    weather, users = load_spec(REPO / "pipelines/specs/weather.yml"), load_spec(REPO / "pipelines/specs/users_orders.yml")
-    with Environment.create(weather, home=home) as env:
-        assert {s.state for s in run_weather(weather, env, recorded_days(), offline=True)} == {"COMPLETE"}
-    with Environment.create(users, home=home) as env:
-        assert run_users_orders(users, env).state == "COMPLETE"
-        assert run_churn_features(env).state == "COMPLETE"
+    assert run_demo(home, lineage=f"embedded:{home / 'lineage.db'}", home=home).ok
     config = EXAMPLE.read_text().replace("duckdb:out/demo/warehouse.duckdb", f"duckdb:{home / 'warehouse.duckdb'}")
     (tmp_path / "lineage-audit.yml").write_text(config)
     return home
@@ -57,9 +53,10 @@ def test_changed_sql_and_drifted_input_are_found_and_reported(demo: Path, tmp_pa
         conn.execute("UPDATE analytics.user_orders SET revenue_usd = revenue_usd * 3")
     changed = tmp_path / "churn_features_v2.sql"  # changed SQL: drops a column, adds a raw one
     changed.write_text(SQL_FILE.read_text().replace(",\n    w.total_precipitation_mm", ",\n    uo.first_order_at"))
-    users = load_spec(REPO / "pipelines/specs/users_orders.yml")
-    with Environment.create(users, home=demo) as env:
-        assert run_churn_features(env, sql_file=changed).state == "COMPLETE"
+    spec = spec_variant(tmp_path, "churn_features", ("file: " + str(SQL_FILE), f"file: {changed.name}"))
+    rebuilt = run_spec(load_spec(spec), date.today(), target=f"duckdb:{demo / 'warehouse.duckdb'}",
+                       lineage=f"embedded:{demo / 'lineage.db'}", home=demo)
+    assert rebuilt.ok, rebuilt.error
 
     result = invoke("audit", "--format", "json", "--fail-on", "high")
     doc = json.loads(result.output)

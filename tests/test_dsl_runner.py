@@ -112,12 +112,13 @@ def test_every_step_is_a_child_run_with_column_lineage(project: Path) -> None:
     revenue = next(d for d in graph.datasets() if d.name.endswith("mart.daily_revenue"))
     upstream = graph.column_upstream(ColumnRef(revenue, "revenue"), direct_only=True)
     orders = next(d for d in graph.datasets() if d.name.endswith("staging.orders"))
-    assert upstream == [ColumnRef(orders, "amount")]
+    export = next(d for d in graph.datasets() if d.namespace == "file" and d.name.endswith("orders.csv"))
+    assert upstream == [ColumnRef(orders, "amount"), ColumnRef(export, "amount")]  # through the extract to the file
     assert graph.producers(orders) == [next(j for j in graph.jobs() if j.name == "daily_revenue.orders")]  # one dataset, not two
     published = next(d for d in graph.datasets() if d.name.endswith("analytics.daily_revenue"))
     assert revenue in graph.upstream(published)
     # the load carries column lineage too, so an audit traces a published column to its source
-    assert graph.column_root_sources(ColumnRef(published, "revenue"), direct_only=True) == [ColumnRef(orders, "amount")]
+    assert graph.column_root_sources(ColumnRef(published, "revenue"), direct_only=True) == [ColumnRef(export, "amount")]
     assert [c.field for c in graph.columns(revenue)] == ["user_id", "country", "order_day", "revenue"]
     checks = [e for e in events if e["job"]["name"] == "daily_revenue.quality" and e["eventType"] == "COMPLETE"][0]
     assertions = checks["inputs"][-1]["inputFacets"]["dataQualityAssertions"]["assertions"]
@@ -334,7 +335,7 @@ def test_a_file_extract_dead_letters_rows_that_do_not_fit_and_loads_the_rest(pro
 
 
 def test_the_python_step_example_runs_offline_with_its_declared_lineage(tmp_path: Path) -> None:
-    from pipelines.weather.pipeline import recorded_days
+    from pipelines.reference import recorded_days
 
     example = Path(__file__).resolve().parent.parent / "examples" / "specs" / "weather_units.yml"
     summary = run_spec(load_spec(example), recorded_days()[0], target=f"duckdb:{tmp_path / 'wh.duckdb'}",

@@ -108,11 +108,11 @@ MALFORMED = [
     ("steps not a list", "steps:\n", "steps: orders\nunused:\n",
      ["spec.yml:8:8: steps: Input should be a valid list", "spec.yml:9:1: unused: unknown key 'unused' (allowed: apiVersion, "
       "approvals, catchup, dead_letter, description, extends, id, kind, max_active_runs, max_staleness, on_source_failure, "
-      "outputs, owners, params, retries, schedule, sla, sources, stagger, steps, tags, target, target_dialect, team, timeout, timezone)"]),
+      "outputs, owners, params, resources, retries, schedule, sla, sources, stagger, steps, tags, target, target_dialect, team, timeout, timezone)"]),
     ("empty steps", "steps:\n  - id: orders", "steps: []\nold:\n  - id: orders",
      ["spec.yml:8:8: steps: needs at least 1 item", "spec.yml:9:1: old: unknown key 'old' (allowed: apiVersion, approvals, "
       "catchup, dead_letter, description, extends, id, kind, max_active_runs, max_staleness, on_source_failure, outputs, owners, "
-      "params, retries, schedule, sla, sources, stagger, steps, tags, target, target_dialect, team, timeout, timezone)"]),
+      "params, resources, retries, schedule, sla, sources, stagger, steps, tags, target, target_dialect, team, timeout, timezone)"]),
     ("unknown depends_on", "depends_on: [orders]", "depends_on: [order]",
      ["spec.yml:16:18: steps[1].depends_on[0]: no step named 'order' (did you mean 'orders'?)",
       "spec.yml:21:14: steps[1].sql.query: reads staging.orders, written by step 'orders', which it does not depend on "

@@ -12,7 +12,7 @@ import pytest
 from lineage_auditor.audit.config import load_config
 from lineage_auditor.durations import display_duration, parse_duration, parse_seconds
 from lineage_auditor.errors import ConfigError
-from pipelines.runtime.spec import load_spec
+from pipelines.dsl import load_spec
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -47,8 +47,8 @@ def _spec_with(tmp_path: Path, spec_dir: Path, staleness: str) -> Path:
 
 
 def test_spec_accepts_the_audit_config_forms(tmp_path, spec_dir):
-    assert load_spec(_spec_with(tmp_path, spec_dir, "1.5h")).max_staleness == timedelta(minutes=90)
-    assert load_spec(_spec_with(tmp_path, spec_dir, "2w")).max_staleness == timedelta(weeks=2)
+    assert load_spec(_spec_with(tmp_path, spec_dir, "1.5h")).pipeline.max_staleness == timedelta(minutes=90)
+    assert load_spec(_spec_with(tmp_path, spec_dir, "2w")).pipeline.max_staleness == timedelta(weeks=2)
 
 
 def test_a_huge_staleness_is_a_config_error_at_its_line_not_an_overflow(tmp_path, spec_dir):
@@ -71,7 +71,7 @@ def test_audit_config_accepts_the_spec_forms_and_refuses_a_huge_one(tmp_path):
 
 def test_cli_says_where_a_huge_staleness_is_and_exits_2(tmp_path, spec_dir):
     path = _spec_with(tmp_path, spec_dir, "99999999999999999999d")
-    done = subprocess.run([sys.executable, "-m", "lineage_auditor.cli", "run", "users-orders", "--spec", str(path)],
+    done = subprocess.run([sys.executable, "-m", "lineage_auditor.cli", "pipelines", "validate", str(path)],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert "duration too long" in done.stderr and f"{path}:" in done.stderr

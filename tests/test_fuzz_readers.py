@@ -42,7 +42,8 @@ from lineage_auditor.errors import LineageAuditError
 from lineage_auditor.graph import LineageGraph
 from lineage_auditor.sql import analyze_files, load_schema
 from lineage_auditor.sql.output import render_text, result_to_json
-from pipelines.runtime.spec import SPEC_DIR, load_spec
+from pipelines.dsl import load_spec
+from pipelines.specs import REFERENCE_SPEC_DIR as SPEC_DIR
 from pipelines.sources.dead_letter import DeadLetterWriter
 from pipelines.sources.orders_csv import read_orders
 

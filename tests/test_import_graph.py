@@ -16,7 +16,8 @@ import networkx as nx
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("lineage_auditor", "collectors", "pipelines", "reports")
 CLI_MODULES = {"lineage_auditor.cli", "lineage_auditor.cli_audit", "collectors.cli", "collectors.marquez.cli",
-               "pipelines.cli", "pipelines.sources.cli", "pipelines.demo", "lineage_auditor.governance.cli"}
+               "pipelines.cli", "pipelines.dsl.cli", "pipelines.sources.cli", "pipelines.demo",
+               "lineage_auditor.governance.cli"}
 
 
 def _module_name(path: Path) -> str:

@@ -26,9 +26,11 @@ def test_demo_runs_everything_offline_and_records_lineage(tmp_path: Path, monkey
     report = json.loads(result.output)
     totals = report["totals"]
     assert report["ok"] is True and report["notes"] == []
-    assert (totals["runs"], totals["steps"], totals["failed"], totals["events"]) == (4, 5, 0, 18)
+    # the three reference specs: weather per recorded day (load + check), users-orders (2 extracts + the
+    # SQL model), the churn features (SQL + check); START and COMPLETE for every step and pipeline
+    assert (totals["runs"], totals["steps"], totals["failed"], totals["events"]) == (4, 9, 0, 26)
     assert totals["datasets"] == 9 and totals["columns_with_lineage"] == 50
-    assert [r["pipeline"] for r in report["runs"]] == ["weather", "weather", "users_orders", "features.churn_features"]
+    assert [r["pipeline"] for r in report["runs"]] == ["weather", "weather", "users_orders", "churn_features"]
 
     with duckdb.connect(str(tmp_path / "out" / "warehouse.duckdb"), read_only=True) as db:
         assert db.execute("SELECT count(*) FROM weather.hourly").fetchone() == (143,)
@@ -37,9 +39,9 @@ def test_demo_runs_everything_offline_and_records_lineage(tmp_path: Path, monkey
         assert db.execute("SELECT count(*), count(DISTINCT user_key) FROM features.churn_features").fetchone() == (1000, 1000)
 
     with EmbeddedStore(tmp_path / ".lineage" / "lineage.db") as store:
-        assert store.count() == 18
+        assert store.count() == 26
         stored = list(store.events())
-    assert validate_events(stored, custom_facets=CUSTOM_FACETS) == 18
+    assert validate_events(stored, custom_facets=CUSTOM_FACETS) == 26
     assert_lineage_has_schema(stored)
 
     page = (tmp_path / "out" / "lineage.html").read_text(encoding="utf-8")

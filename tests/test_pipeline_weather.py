@@ -1,5 +1,5 @@
-"""The weather pipeline end to end: recorded Open-Meteo responses replayed on 127.0.0.1,
-loaded into real PostgreSQL and DuckDB, with the OpenLineage events it emits checked."""
+"""The weather spec end to end: recorded Open-Meteo responses replayed on 127.0.0.1, loaded
+by the DSL runner into real PostgreSQL and DuckDB, with the OpenLineage events it emits checked."""
 
 from __future__ import annotations
 
@@ -15,29 +15,21 @@ import pytest
 from click.testing import CliRunner
 
 from lineage_auditor.cli import _register, cli
+from pipelines.dsl import load_spec
+from pipelines.dsl.runner import run_spec
 from pipelines.runtime.events import CUSTOM_FACETS
-from pipelines.runtime.run import Environment
-from pipelines.runtime.spec import WeatherSpec, builtin_spec
+from pipelines.runtime.run import Environment, RunSummary
 from pipelines.sources.replay_server import FIXTURES_DIR, ReplayServer
-from pipelines.sources.resilience import RetryPolicy
-from pipelines.weather.pipeline import run_weather
+from reference_specs import spec_variant
 from tests.olspec import validate_events
 
 DAY = date(2024, 6, 1)
-FAST_FAIL = RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.05, timeout=2.0, deadline=3.0)
 
 
 @pytest.fixture(scope="module")
 def replay() -> Iterator[ReplayServer]:
     with ReplayServer() as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def spec() -> WeatherSpec:
-    loaded = builtin_spec("weather")
-    assert isinstance(loaded, WeatherSpec)
-    return loaded
 
 
 def fixture_hour(place: str, hour: int) -> dict[str, Any]:
@@ -49,19 +41,27 @@ def table(env: Environment, name: str) -> list[tuple]:
     return sorted(env.target.query(f"SELECT * FROM {name}"), key=repr)
 
 
-def run_day(spec: WeatherSpec, home: Path, target: str, replay: ReplayServer, **kw: Any) -> tuple[Environment, Any]:
-    env = Environment.create(spec, target=target, lineage=kw.pop("lineage", "none"), home=home)
-    runs = run_weather(spec, env, kw.pop("days", [DAY]), base_url=replay.url, **kw)
-    env.close()
+def from_server(folder: Path, server: ReplayServer, timeout_s: float = 10) -> Path:
+    """The weather spec reading from ``server`` (a stand-in for the API; datasets keep the API's name)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return spec_variant(folder, "weather", ("      options:\n",
+                                            f"      options:\n        base_url: {server.url}\n        timeout_s: {timeout_s}\n"))
+
+
+def run_day(home: Path, target: str, replay: ReplayServer, *, days: list[date] | None = None,
+            timeout_s: float = 10) -> tuple[Environment, list[RunSummary]]:
+    spec = load_spec(from_server(home / "spec", replay, timeout_s))
+    with Environment.open(target, lineage="none", home=home) as env:
+        runs = [run_spec(spec, day, env=env) for day in days or [DAY]]
     return env, runs
 
 
 def test_weather_into_duckdb_converts_units_and_quarantines_impossible_readings(
-    tmp_path: Path, spec: WeatherSpec, replay: ReplayServer
+    tmp_path: Path, replay: ReplayServer
 ) -> None:
-    env, runs = run_day(spec, tmp_path, f"duckdb:{tmp_path}/w.duckdb", replay)
+    env, runs = run_day(tmp_path, f"duckdb:{tmp_path}/w.duckdb", replay)
     assert [r.state for r in runs] == ["COMPLETE"]
-    assert runs[0].counts == {"rows_read": 72, "rows_loaded": 71, "rows_changed": 71, "rows_in_table": 71, "quarantined": 1}
+    assert runs[0].counts == {"rows_loaded": 71, "dead_letters": 1}  # 72 readings, one quarantined
 
     raw = fixture_hour("berlin", 12)
     (row,) = env.target.query(
@@ -91,31 +91,30 @@ def test_weather_into_duckdb_converts_units_and_quarantines_impossible_readings(
 
 @pytest.mark.parametrize("kind", ["duckdb", "postgres"])
 def test_the_same_day_three_times_leaves_identical_tables(
-    kind: str, tmp_path: Path, spec: WeatherSpec, replay: ReplayServer, request: pytest.FixtureRequest
+    kind: str, tmp_path: Path, replay: ReplayServer, request: pytest.FixtureRequest
 ) -> None:
     if kind == "postgres":
         target = request.getfixturevalue("pg_dsn")
-        with Environment.create(spec, target=target, lineage="none", home=tmp_path).target.connect() as conn:
+        with Environment.open(target, lineage="none", home=tmp_path).target.connect() as conn:
             conn.execute("DROP SCHEMA IF EXISTS weather CASCADE")
     else:
         target = f"duckdb:{tmp_path}/w.duckdb"
     contents = []
-    for attempt in range(3):
-        env, runs = run_day(spec, tmp_path, target, replay)
+    for _ in range(3):
+        env, runs = run_day(tmp_path, target, replay)
         assert runs[0].ok, runs[0].error
-        assert runs[0].counts["rows_changed"] == (71 if attempt == 0 else 0)
         contents.append((table(env, "weather.hourly"), table(env, "weather.hourly_quarantine")))
     assert contents[0] == contents[1] == contents[2]
     assert len(contents[0][0]) == 71 and len(contents[0][1]) == 1
 
 
 def test_postgres_and_duckdb_hold_the_same_readings(
-    tmp_path: Path, spec: WeatherSpec, replay: ReplayServer, pg_dsn: str
+    tmp_path: Path, replay: ReplayServer, pg_dsn: str
 ) -> None:
     cols = "location, observed_at, temperature_c, temperature_f, temperature_k, relative_humidity_pct, " \
            "precipitation_mm, precipitation_in, wind_speed_ms"
-    duck, _ = run_day(spec, tmp_path, f"duckdb:{tmp_path}/w.duckdb", replay, days=[DAY, date(2024, 6, 2)])
-    pg, _ = run_day(spec, tmp_path, pg_dsn, replay, days=[DAY, date(2024, 6, 2)])
+    duck, _ = run_day(tmp_path, f"duckdb:{tmp_path}/w.duckdb", replay, days=[DAY, date(2024, 6, 2)])
+    pg, _ = run_day(tmp_path, pg_dsn, replay, days=[DAY, date(2024, 6, 2)])
     in_duck = sorted(duck.target.query(f"SELECT {cols} FROM weather.hourly"))
     in_pg = sorted(pg.target.query(f"SELECT {cols} FROM weather.hourly"))
     assert len(in_duck) == 143
@@ -123,14 +122,14 @@ def test_postgres_and_duckdb_hold_the_same_readings(
 
 
 def test_every_run_emits_valid_events_with_lineage_and_quality_facets(
-    tmp_path: Path, spec: WeatherSpec, replay: ReplayServer
+    tmp_path: Path, replay: ReplayServer
 ) -> None:
-    env, runs = run_day(spec, tmp_path, f"duckdb:{tmp_path}/w.duckdb", replay)
+    env, runs = run_day(tmp_path, f"duckdb:{tmp_path}/w.duckdb", replay)
     events = env.events.events
-    assert validate_events(events, custom_facets=CUSTOM_FACETS) == 4
+    assert validate_events(events, custom_facets=CUSTOM_FACETS) == 6
     assert [(e["eventType"], e["job"]["name"]) for e in events] == [
-        ("START", "weather"), ("START", "weather.load_hourly"),
-        ("COMPLETE", "weather.load_hourly"), ("COMPLETE", "weather"),
+        ("START", "weather"), ("START", "weather.load_hourly"), ("COMPLETE", "weather.load_hourly"),
+        ("START", "weather.plausible"), ("COMPLETE", "weather.plausible"), ("COMPLETE", "weather"),
     ]
     parent_id = events[0]["run"]["runId"]
     assert uuid.UUID(parent_id).version == 7 and runs[0].run_id == parent_id
@@ -142,9 +141,9 @@ def test_every_run_emits_valid_events_with_lineage_and_quality_facets(
     assert facets["processing_engine"]["name"] == "lineage-audit"
     job = complete["job"]["facets"]
     assert job["jobType"]["processingType"] == "BATCH" and job["jobType"]["jobType"] == "TASK"
-    assert job["sourceCodeLocation"]["path"] == "pipelines/weather/transform.py"
-    assert job["sourceCodeLocation"]["version"]
-    assert {o["name"] for o in job["ownership"]["owners"]} == {"team:data-platform", "user:weather-oncall"}
+    assert job["sourceCodeLocation"]["path"].endswith("weather.yml")
+    assert {(o["name"], o["type"]) for o in job["ownership"]["owners"]} == {
+        ("team:data-platform", "MAINTAINER"), ("user:weather-oncall", "ON_CALL")}
     assert job["documentation"]["description"]
 
     (source,) = complete["inputs"]
@@ -174,13 +173,13 @@ def test_every_run_emits_valid_events_with_lineage_and_quality_facets(
 
 
 def test_source_down_fails_the_run_with_an_error_message_and_loads_nothing(
-    tmp_path: Path, spec: WeatherSpec, replay: ReplayServer
+    tmp_path: Path, replay: ReplayServer
 ) -> None:
     target = f"duckdb:{tmp_path}/w.duckdb"
-    env, _ = run_day(spec, tmp_path, target, replay)
+    env, _ = run_day(tmp_path, target, replay)
     before = table(env, "weather.hourly")
     with ReplayServer(fail_first=10_000) as down:
-        env, runs = run_day(spec, tmp_path, target, down, days=[date(2024, 6, 2)], policy=FAST_FAIL)
+        env, runs = run_day(tmp_path, target, down, days=[date(2024, 6, 2)], timeout_s=0.5)
     (run,) = runs
     assert run.state == "FAIL" and "open-meteo" in (run.error or "")
     fails = [e for e in env.events.events if e["eventType"] == "FAIL"]
@@ -204,9 +203,9 @@ def test_cli_runs_a_backfill_offline_and_writes_events(tmp_path: Path) -> None:
     assert report["ok"] is True
     assert [r["nominal_start"] for r in report["runs"]] == [
         "2024-06-01T00:00:00Z", "2024-06-02T00:00:00Z", "2024-06-03T00:00:00Z"]
-    assert [r["counts"]["quarantined"] for r in report["runs"]] == [1, 0, 0]
+    assert [r["counts"]["dead_letters"] for r in report["runs"]] == [1, 0, 0]
     events = [json.loads(line) for line in events_file.read_text().splitlines()]
-    assert validate_events(events, custom_facets=CUSTOM_FACETS) == 12
+    assert validate_events(events, custom_facets=CUSTOM_FACETS) == 18
 
 
 def test_cli_rejects_bad_dates() -> None:
@@ -218,19 +217,17 @@ def test_cli_rejects_bad_dates() -> None:
     assert half.exit_code == 2 and "--start and --end go together" in half.output
 
 
-def test_cli_exits_1_when_the_source_stays_down(tmp_path: Path, spec_dir: Path) -> None:
+def test_cli_exits_1_when_the_source_stays_down(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
-    text = (spec_dir / "weather.yml").read_text(encoding="utf-8")
-    down = tmp_path / "weather.yml"
-    down.write_text(text.replace("https://api.open-meteo.com", f"http://127.0.0.1:{closed}")
-                    .replace("timeout_s: 10", "timeout_s: 0.2"), encoding="utf-8")
+    down = spec_variant(tmp_path, "weather", ("      options:\n",
+                                              f"      options:\n        base_url: http://127.0.0.1:{closed}\n        timeout_s: 0.2\n"))
     _register()
     result = CliRunner(env={"LINEAGE_AUDIT_HOME": str(tmp_path)}).invoke(cli, [
-        "run", "weather", "--date", "2024-06-01", "--spec", str(down), "--target", f"duckdb:{tmp_path}/w.duckdb",
+        "pipelines", "run", str(down), "--date", "2024-06-01", "--target", f"duckdb:{tmp_path}/w.duckdb",
         "--lineage", "none",
     ])
     assert result.exit_code == 1, result.output
-    assert "FAIL" in result.output and "error weather 2024-06-01" in result.output
+    assert "FAIL" in result.output and "weather 2024-06-01" in result.output
     assert "Traceback" not in result.output

@@ -135,7 +135,11 @@ def test_a_byte_order_mark_and_crlf_endings_are_accepted(tmp_path):
 
 
 def test_values_the_target_columns_cannot_hold_are_dead_lettered_with_their_lines(tmp_path):
-    from pipelines.users_orders.extract import ORDERS_TABLE
+    from pipelines.runtime.targets import Column, Table
+
+    ORDERS_TABLE = Table("staging.orders", (  # as the users-orders spec declares it
+        Column("order_id", "bigint", False), Column("user_id", "bigint", False), Column("order_ts", "timestamptz"),
+        Column("amount", "numeric"), Column("currency", "text"), Column("status", "text")), key=("order_id",))
 
     rows = [
         ("1", "9223372036854775807", "123456789012.34"),  # BIGINT max, 12 digits: fit

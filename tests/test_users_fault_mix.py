@@ -1,4 +1,4 @@
-"""The default users budget survives the mock API's fault mix, and says what happened when it does not.
+"""The HTTP extract's default budget survives the mock API's fault mix, and says what happened when it does not.
 
 The fault mix is the one the mock API documents (``--error-rate 0.3 --rate-limit-rate 0.1
 --timeout-rate 0.05``: 45% of requests fail), served by the real mock API on 127.0.0.1.
@@ -17,12 +17,11 @@ import httpx
 import pytest
 
 from lineage_auditor.retry import RetryPolicy
-from pipelines.runtime.spec import builtin_spec
-from pipelines.sources.dead_letter import DeadLetterWriter
+from pipelines.dsl.http_extract import budget, fetch
+from pipelines.reference import USERS_TOKEN_ENV
+from reference_specs import users_extract
 from pipelines.sources.errors import SourceUnavailable
 from pipelines.sources.mock_api import MockApiServer
-from pipelines.sources.resilience import CircuitBreaker
-from pipelines.sources.users_client import UsersClient
 
 SCALE = 0.05  # a 0.5 s request timeout: a busy CI machine does not turn ok requests into timeouts
 FAULT_MIX = {"error_rate": 0.3, "rate_limit_rate": 0.1, "timeout_rate": 0.05}
@@ -37,34 +36,34 @@ def scaled(policy: RetryPolicy, factor: float) -> RetryPolicy:
                                call_deadline=policy.call_deadline * factor if policy.call_deadline else None)
 
 
-def test_default_budget_survives_the_fault_mix_in_20_of_20_seeded_runs(tmp_path):
-    users = builtin_spec("users_orders").source.users
-    policy = scaled(users.retry_policy(), SCALE)
+def test_default_budget_survives_the_fault_mix_in_20_of_20_seeded_runs(tmp_path, monkeypatch):
+    policy = scaled(budget(), SCALE)
     outcomes: dict[int, str] = {}
     started = time.monotonic()
     with MockApiServer(seed=7) as server:
+        monkeypatch.setenv(USERS_TOKEN_ENV, server.token)
+        extract = users_extract(server.url)
         for seed in SEEDS:
             server.set_faults({**FAULT_MIX, "timeout_seconds": MOCK_STALL_S * SCALE, "retry_after": 0, "seed": seed})
-            with DeadLetterWriter(tmp_path / f"dead-{seed}.jsonl") as dead, \
-                    UsersClient(server.url, token=server.token, per_page=users.per_page, policy=policy,
-                                dead_letter=dead) as client:
-                try:
-                    result = client.fetch_all()
-                except SourceUnavailable as exc:
-                    outcomes[seed] = str(exc)
-                    continue
-            outcomes[seed] = f"{len(result.users)} users, {result.requests} requests, {result.retries} retries"
-            assert len(result.users) == 1000 and result.complete, outcomes[seed]
+            try:
+                result = fetch(extract, folder=tmp_path, policy=policy)
+            except SourceUnavailable as exc:
+                outcomes[seed] = str(exc)
+                continue
+            outcomes[seed] = f"{len(result.rows)} users, {result.requests} requests"
+            assert len(result.rows) == 1000 and not result.rejected, outcomes[seed]
+            assert len({row[0] for row in result.rows}) == 1000  # every user once
     elapsed = time.monotonic() - started
     failed = {seed: text for seed, text in outcomes.items() if "unavailable" in text}
     assert not failed, f"{len(failed)} of {len(SEEDS)} runs failed: {failed}"
     print(f"20 seeded runs under the fault mix: {elapsed:.1f}s")
 
 
-def test_giving_up_counts_every_attempt_of_the_fetch_and_says_would_be_exceeded(tmp_path):
+def test_giving_up_counts_every_attempt_of_the_fetch_and_says_would_be_exceeded(tmp_path, monkeypatch):
     """Two pages load, then the API goes down: the error names the page, its deadline, and
     every request of the fetch (not only the last page's)."""
     with MockApiServer(n_users=150) as server:
+        monkeypatch.setenv(USERS_TOKEN_ENV, server.token)
         ok = 0
 
         def outage_after_two_pages(response: httpx.Response) -> None:
@@ -76,14 +75,11 @@ def test_giving_up_counts_every_attempt_of_the_fetch_and_says_would_be_exceeded(
 
         policy = RetryPolicy(max_attempts=100, base_delay=0.05, max_delay=0.2, jitter=0.0, timeout=1.0,
                              call_deadline=0.8, deadline=30.0)
-        http = httpx.Client(event_hooks={"response": [outage_after_two_pages]})
-        with DeadLetterWriter(tmp_path / "dead.jsonl") as dead, \
-                UsersClient(server.url, token=server.token, per_page=50, policy=policy, dead_letter=dead,
-                            breaker=CircuitBreaker(1000, 1.0), client=http) as client:
-            started = time.monotonic()
-            with pytest.raises(SourceUnavailable) as caught:
-                client.fetch_all()
-            elapsed = time.monotonic() - started
+        extract = users_extract(server.url)
+        started = time.monotonic()
+        with pytest.raises(SourceUnavailable) as caught:
+            fetch(extract, folder=tmp_path, policy=policy, event_hooks={"response": [outage_after_two_pages]})
+        elapsed = time.monotonic() - started
         served = server.stats()
     message = str(caught.value)
     assert "page 3 deadline of 0.8s would be exceeded after" in message, message

@@ -37,6 +37,7 @@ def pipelines_group() -> None:
       lineage-audit pipelines plan specs/daily_revenue.yml --param min_amount=10 --format json
       lineage-audit pipelines validate specs/ --policy governance.yml
       lineage-audit pipelines run specs/daily_revenue.yml --date 2024-05-01 --as gina
+      lineage-audit pipelines compile --airflow dags/ specs/
       lineage-audit pipelines schema > spec.schema.json
     """
 
@@ -155,12 +156,13 @@ def _show_plan(plan: Any, fmt: str, output: Path | None, governance: dict[str, A
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Override a declared parameter (repeatable).")
 @click.option("--target", help="postgresql://USER[:PASS]@HOST:PORT/DB or duckdb:PATH [default: the spec's, else the local DuckDB].")
 @click.option("--lineage", help="Where lineage goes: embedded[:PATH] | marquez:URL | http:URL | file:PATH | console | none.")
+@click.option("--offline", is_flag=True, help="Connectors replay recorded responses (open_meteo) instead of live sources.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--as", "as_user", metavar="USER", help="Run as this user [default: $LINEAGE_AUDIT_USER, else the OS user].")
 @_governance_options
 def run_command(spec: Path, day: str | None, start: str | None, end: str | None, params: tuple[str, ...],
-                target: str | None, lineage: str | None, fmt: str, as_user: str | None, policy_path: Path | None,
-                config_path: Path | None) -> None:
+                target: str | None, lineage: str | None, offline: bool, fmt: str, as_user: str | None,
+                policy_path: Path | None, config_path: Path | None) -> None:
     """Run SPEC locally: steps in dependency order, retries and timeouts from the spec, one
     OpenLineage parent run for the pipeline and a child run per step.
 
@@ -179,7 +181,7 @@ def run_command(spec: Path, day: str | None, start: str | None, end: str | None,
     identity = resolve_identity(as_user)
     summaries = []
     for one in days:
-        summary = run_spec(loaded, one, params=_params(params), target=target, lineage=lineage,
+        summary = run_spec(loaded, one, params=_params(params), target=target, lineage=lineage, offline=offline,
                            progress=lambda text: click.echo(text, err=True), governance=gov, identity=identity)
         summaries.append(summary)
         if not summary.ok:
@@ -233,6 +235,48 @@ def list_command(paths: tuple[Path, ...], store: str | None, fmt: str) -> None:
             click.echo(str(problem), err=True)
     if problems:
         raise SystemExit(2)
+
+
+@pipelines_group.command("compile")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--airflow", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The Airflow DAG folder to write one <pipeline id>.py into per spec.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def compile_command(paths: tuple[Path, ...], out_dir: Path, fmt: str) -> None:
+    """Compile specs into Apache Airflow 3 DAG files: one static, readable file per spec.
+
+    PATHS are spec files or folders searched for them [default: the current folder]. Each
+    step becomes a task of lineage-audit's operator running the same step code as `pipelines
+    run`; the OpenLineage provider reports its column lineage. Recompiling an unchanged spec
+    gives the same bytes (the file is not rewritten), so DAG diffs review well. A broken spec
+    writes nothing: every problem is printed at file:line:col and the exit code is 2.
+
+    \b
+    Examples:
+      lineage-audit pipelines compile --airflow dags/ specs/
+      lineage-audit pipelines compile --airflow dags/ specs/daily_revenue.yml --format json
+    """
+    from pipelines.airflow.compile import compile_specs
+    from pipelines.dsl.loader import SpecErrors, load_specs, spec_files
+
+    specs, problems = load_specs(spec_files(paths or (Path("."),)))
+    if not specs and not problems:
+        raise ConfigError(f"no pipeline specs found in {', '.join(str(p) for p in paths) or 'the current folder'}")
+    try:
+        compiled = compile_specs(specs, out_dir, write=not problems)
+    except SpecErrors as exc:
+        problems.extend(exc.problems)
+    if problems:  # nothing is written while any spec is broken
+        for problem in problems:
+            click.echo(str(problem), err=True)
+        raise SystemExit(2)
+    if fmt == "json":
+        click.echo(json.dumps({"dags": [{"dag_id": c.dag_id, "spec": str(c.spec), "file": str(c.path), "tasks": c.tasks,
+                                         "changed": c.changed} for c in compiled]}, indent=2))
+        return
+    for c in compiled:
+        click.echo(f"{c.path}: {c.dag_id}, {c.tasks} task{'s' if c.tasks != 1 else ''}"
+                   + ("" if c.changed else " (unchanged)"))
 
 
 @pipelines_group.command("schema")

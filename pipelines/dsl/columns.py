@@ -8,6 +8,8 @@ the loaders cannot create, naming the ones they can.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import re
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -107,21 +109,40 @@ def fit_record(record: dict[str, Any], columns: list[tuple[str, str, bool]]) -> 
 class RowRuleCheck:
     """Applies an extract's ``reject`` rules record by record (state: the keys seen so far)."""
 
-    def __init__(self, unique: list[str], accepted: dict[str, list[Any]], names: list[str]) -> None:
-        self.key = [names.index(c) for c in unique if c in names]
-        self.key_names = [c for c in unique if c in names]
-        self.accepted = {names.index(c): (c, {str(v) for v in values}) for c, values in accepted.items() if c in names}
+    def __init__(self, unique: list[str], accepted: dict[str, list[Any]], names: list[str],
+                 patterns: dict[str, str] | None = None) -> None:
+        # the planner has checked that every column named here is declared
+        self.key = [names.index(c) for c in unique]
+        self.key_names = list(unique)
+        self.accepted = {names.index(c): (c, {str(v) for v in values}) for c, values in accepted.items()}
+        self.patterns = {names.index(c): (c, re.compile(p)) for c, p in (patterns or {}).items()}
         self.seen: dict[tuple[Any, ...], Any] = {}
+        self.unique_broken = 0  # records refused as repeats of an earlier key
+        self.values_broken: Counter[str] = Counter()  # column -> records refused for a value not accepted
+        self.pattern_broken: Counter[str] = Counter()  # column -> records refused for text not matching
+        self.records_refused = 0
+
+    @classmethod
+    def of(cls, rules: Any, names: list[str]) -> "RowRuleCheck | None":
+        """The check of an extract's ``reject`` rules (None when it has none)."""
+        return cls(rules.unique, rules.accepted_values, names, rules.patterns) if rules is not None else None
 
     def problems(self, row: tuple[Any, ...], where: Any) -> list[str]:
         found = []
         for index, (name, values) in self.accepted.items():
             if row[index] is not None and str(row[index]) not in values:
                 found.append(f"{name}: {row[index]!r} is not one of {', '.join(sorted(values))}")
+                self.values_broken[name] += 1
+        for index, (name, pattern) in self.patterns.items():
+            if row[index] is not None and not pattern.fullmatch(str(row[index])):
+                found.append(f"{name}: {row[index]!r} does not match {pattern.pattern}")
+                self.pattern_broken[name] += 1
         if self.key:
             key = tuple(row[i] for i in self.key)
             if key in self.seen:
                 found.append(f"duplicate {', '.join(self.key_names)} (first at {self.seen[key]})")
+                self.unique_broken += 1
             elif not found:
                 self.seen[key] = where
+        self.records_refused += bool(found)
         return found

@@ -21,8 +21,8 @@ from pipelines.runtime.targets import Target
 
 
 @dataclass
-class ConnectorIO:
-    """One dataset a connector run read or wrote, with the facets it knows."""
+class DatasetIO:
+    """One dataset a step (or a connector inside it) read or wrote, with the facets it knows."""
 
     ref: DatasetRef
     schema: Sequence[tuple[str, ...]] | None = None
@@ -34,9 +34,13 @@ class ConnectorIO:
 
 @dataclass
 class ConnectorResult:
-    inputs: list[ConnectorIO] = field(default_factory=list)
-    outputs: list[ConnectorIO] = field(default_factory=list)
+    """What a connector run read and wrote; ``rows`` per table it loaded, ``rejected`` the records
+    it set aside (quarantined or dead-lettered) instead."""
+
+    inputs: list[DatasetIO] = field(default_factory=list)
+    outputs: list[DatasetIO] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
+    rejected: int = 0
 
 
 class Connector(Protocol):
@@ -46,7 +50,9 @@ class Connector(Protocol):
         """The tables a run writes, each with its (column, SQL type) list."""
         ...
 
-    def run(self, into: str, options: Mapping[str, Any], *, day: date, target: Target, run_id: str) -> ConnectorResult:
+    def run(self, into: str, options: Mapping[str, Any], *, day: date, target: Target, run_id: str,
+            offline: bool = False) -> ConnectorResult:
+        """Load ``into`` for ``day``; ``offline``: replay recorded responses instead of the live source."""
         ...
 
 
@@ -90,7 +96,8 @@ class OpenMeteo:
 
         return tx.HOURLY_TABLE.renamed(into), tx.QUARANTINE_TABLE.renamed(opts.quarantine or f"{into}_quarantine")
 
-    def run(self, into: str, options: Mapping[str, Any], *, day: date, target: Target, run_id: str) -> ConnectorResult:
+    def run(self, into: str, options: Mapping[str, Any], *, day: date, target: Target, run_id: str,
+            offline: bool = False) -> ConnectorResult:
         from pipelines.runtime.naming import http_dataset
         from pipelines.runtime.quality import assertions_facet, metrics_facet
         from pipelines.sources.open_meteo import DEFAULT_BASE_URL, FORECAST_PATH, Location, fetch_hourly
@@ -106,7 +113,7 @@ class OpenMeteo:
         # the dataset keeps the name of the API a stand-in or a replay serves for, as the pipeline's does
         source = http_dataset(DEFAULT_BASE_URL.rstrip("/") + FORECAST_PATH)
         policy = RetryPolicy(timeout=opts.timeout_s, deadline=6 * opts.timeout_s)
-        if opts.offline and not opts.base_url:
+        if (opts.offline or offline) and not opts.base_url:
             from pipelines.sources.replay_server import ReplayServer
 
             with ReplayServer() as server:
@@ -117,14 +124,14 @@ class OpenMeteo:
         loaded, held = target.upsert_many([(hourly, result.rows), (quarantine, result.quarantined)])
         hourly_ref, quarantine_ref = target.dataset(hourly.name), target.dataset(quarantine.name)
         return ConnectorResult(
-            inputs=[ConnectorIO(source, schema=list(tx.SOURCE_FIELDS),
+            inputs=[DatasetIO(source, schema=list(tx.SOURCE_FIELDS),
                                 metrics=metrics_facet(result.records, [name for name, _ in tx.SOURCE_FIELDS]),
                                 assertions=assertions_facet(result.checks))],
-            outputs=[ConnectorIO(hourly_ref, schema=target.schema_fields(hourly), rows=loaded.rows,
+            outputs=[DatasetIO(hourly_ref, schema=target.schema_fields(hourly), rows=loaded.rows,
                                  lineage=tx.hourly_lineage(source, hourly_ref)),
-                     ConnectorIO(quarantine_ref, schema=target.schema_fields(quarantine), rows=held.rows,
+                     DatasetIO(quarantine_ref, schema=target.schema_fields(quarantine), rows=held.rows,
                                  lineage=tx.quarantine_lineage(source, quarantine_ref))],
-            rows={hourly.name: loaded.rows, quarantine.name: held.rows},
+            rows={hourly.name: loaded.rows}, rejected=held.rows,
         )
 
 

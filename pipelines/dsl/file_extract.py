@@ -30,6 +30,7 @@ class FileRows:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)  # the line of each row that fit
     raws: list[Any] = field(default_factory=list)  # and its text as read
+    rules: RowRuleCheck | None = None  # the row rules applied, with what each refused
 
     def keep(self, row: tuple[Any, ...], line: int, raw: Any) -> None:
         self.rows.append(row)
@@ -43,17 +44,18 @@ def read_rows(extract: FileExtract, path: Path) -> FileRows:
         raise ConfigError("extract file: Parquet with declared columns is not read row by row; "
                           "leave out columns to load it as it is (DuckDB targets)")
     text = read_text(path, what="extract file")
-    columns = [(c.name, logical_type(c.type), c.nullable) for c in extract.columns]
+    columns = [(c.key, logical_type(c.type), c.nullable) for c in extract.columns]
     found = _csv(text, columns, path) if extract.format is FileFormat.CSV else _jsonl(text, columns)
-    return _apply_rules(found, extract, [name for name, _, _ in columns])
+    return _apply_rules(found, extract, [c.name for c in extract.columns])
 
 
 def _apply_rules(found: FileRows, extract: FileExtract, names: list[str]) -> FileRows:
     """The extract's ``reject`` rules over the rows that fit, in file order."""
     if extract.reject is None:
         return found
-    rules = RowRuleCheck(extract.reject.unique, extract.reject.accepted_values, names)
-    kept = FileRows(rejected=found.rejected)
+    rules = RowRuleCheck.of(extract.reject, names)
+    assert rules is not None
+    kept = FileRows(rejected=found.rejected, rules=rules)
     for row, line, raw in zip(found.rows, found.lines, found.raws):
         problems = rules.problems(row, f"line {line}")
         if problems:

@@ -10,9 +10,10 @@ reference pipelines' sources.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,19 @@ from pipelines.sources.errors import MalformedResponse
 from pipelines.sources.resilience import ResilientHttp
 
 MAX_PAGES = 100_000  # a server that never stops paging is a bug on its side, not a reason to loop forever
+PAGE_DEADLINE_S = 60.0  # one page with its retries: longer means the API is down, not slow
+FETCH_DEADLINE_S = 600.0  # the whole fetch, unless the step's timeout says otherwise
+
+
+REQUEST_TIMEOUT_S = 5.0  # one request; a stalled one is retried within the page's deadline
+
+
+def budget(timeout_s: float | None = None) -> RetryPolicy:
+    """The retry budget of an HTTP extract: 5 s per request, up to 12 attempts and 60 s per page,
+    and the step's timeout (else 10 minutes) for the whole fetch. Under the mock users API's
+    documented fault mix (45% of requests failing) it loads every page (tests/test_users_fault_mix.py)."""
+    return RetryPolicy(max_attempts=12, timeout=REQUEST_TIMEOUT_S, call_deadline=PAGE_DEADLINE_S,
+                       deadline=timeout_s or FETCH_DEADLINE_S)
 
 
 @dataclass
@@ -39,20 +53,23 @@ class Fetched:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     pages: int = 0
     requests: int = 0
+    rules: RowRuleCheck | None = None  # the row rules applied, with what each refused
 
 
 def fetch(extract: HttpExtract, *, folder: Path, policy: RetryPolicy,
-          sleep: Callable[[float], None] | None = None) -> Fetched:
-    """Every page of the API, as rows in the declared column order."""
+          sleep: Callable[[float], None] | None = None,
+          event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None) -> Fetched:
+    """Every page of the API, as rows in the declared column order (``event_hooks``: httpx's, to
+    watch each request and response)."""
     headers = {"Accept": "application/json", **_auth(extract, folder)}
-    columns = [(c.name, logical_type(c.type), c.nullable) for c in extract.columns]
+    columns = [(c.key, logical_type(c.type), c.nullable) for c in extract.columns]
     out = Fetched()
     source = urlsplit(extract.url).netloc or "http source"
-    with httpx.Client(headers=headers, follow_redirects=True) as client:
+    with httpx.Client(headers=headers, follow_redirects=True, event_hooks=dict(event_hooks or {})) as client:
         http = ResilientHttp(client, source=source, policy=policy, sleep=sleep or time.sleep)
         deadline = http.new_deadline()
-        rules = (RowRuleCheck(extract.reject.unique, extract.reject.accepted_values, [c[0] for c in columns])
-                 if extract.reject else None)
+        rules = RowRuleCheck.of(extract.reject, [c.name for c in extract.columns])
+        out.rules = rules
         for page, records in _pages(http, extract, deadline):
             out.pages = page
             for index, record in enumerate(records):
@@ -90,8 +107,9 @@ def _pages(http: ResilientHttp, extract: HttpExtract, deadline: Any) -> Iterator
         elif extract.paging is Paging.CURSOR:
             params = {extract.size_param: extract.page_size, **({extract.cursor_param: cursor} if cursor else {})}
         assert url is not None
-        response, body = http.get(url, deadline=http.call_deadline(deadline), params=params or None, parse=_json)
-        records = _records(body, extract.records, page)
+        response, body, records = http.get(url, deadline=http.call_deadline(deadline, f"page {page} deadline"),
+                                           params=params or None,
+                                           parse=functools.partial(_page, page=page, key=extract.records))
         yield page, records
         if extract.paging is Paging.NONE:
             return
@@ -108,12 +126,14 @@ def _pages(http: ResilientHttp, extract: HttpExtract, deadline: Any) -> Iterator
     raise MalformedResponse(f"more than {MAX_PAGES} pages: the API keeps paging", raw="")
 
 
-def _json(response: httpx.Response) -> tuple[httpx.Response, Any]:
-    """The response with its body decoded once (a body that is not JSON is retried, then refused)."""
+def _page(response: httpx.Response, page: int, key: str) -> tuple[httpx.Response, Any, list[Any]]:
+    """The response, its body decoded once and the records in it. A body that is not JSON, or has no
+    list of records where the spec says, is malformed: retried like a transient fault, then refused."""
     try:
-        return response, response.json()
+        body = response.json()
     except (ValueError, RecursionError):
-        raise MalformedResponse("the page is not JSON", raw=response.text[:2000]) from None
+        raise MalformedResponse(f"page {page} is not JSON", raw=response.text[:2000]) from None
+    return response, body, _records(body, key, page)
 
 
 def _records(body: Any, key: str, page: int) -> list[Any]:

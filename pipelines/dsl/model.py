@@ -126,6 +126,14 @@ class Param(_Spec):
         return self
 
 
+class Resources(_Spec):
+    """Where an orchestrator runs a step (Airflow's pool and queue); the local runner ignores them."""
+
+    pool: str = Field("", description="an Airflow pool: caps how many such steps run at once")
+    pool_slots: int = Field(1, ge=1, le=1024, description="the slots of the pool one step takes")
+    queue: str = Field("", description="the worker queue the step runs on (Celery executor)")
+
+
 class Output(_Spec):
     table: TableName
     ai_dataset: bool = False
@@ -140,6 +148,12 @@ class Column(_Spec):
     type: Annotated[str, AfterValidator(check_type)] = Field(
         "VARCHAR", min_length=1, description="INTEGER, BIGINT, DOUBLE, DECIMAL(14,2), VARCHAR, DATE, TIMESTAMP or BOOLEAN")
     nullable: bool = True
+    source: str = Field("", description="the record key, CSV header or query column it is read from (default: name)")
+
+    @property
+    def key(self) -> str:
+        """Where the column's value is in a source record."""
+        return self.source or self.name
 
 
 class HttpGate(_Spec):
@@ -182,11 +196,21 @@ class HttpExtract(_Spec):
     reject: RowRules | None = Field(None, description="row rules: records that break them are dead-lettered")
 
 
+def _regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from None
+    return pattern
+
+
 class RowRules(_Spec):
     """Rules a record must meet to load; one that breaks any is dead-lettered with every reason."""
 
     unique: list[str] = Field(default_factory=list, description="columns whose values identify a record: later repeats are refused")
     accepted_values: dict[str, list[Any]] = Field(default_factory=dict, description="column -> the only values it may hold")
+    patterns: dict[str, Annotated[str, AfterValidator(_regex)]] = Field(
+        default_factory=dict, description="column -> a regular expression its text must match (Python syntax, anchored at both ends)")
 
 
 class FileExtract(_Spec):
@@ -322,6 +346,7 @@ class Step(_Spec):
     depends_on: list[StepId] = Field(default_factory=list)
     timeout: Duration | None = None
     retries: Retries | None = None
+    resources: Resources | None = Field(None, description="set fields override the pipeline's resources for this step")
     gate: Gate | None = None
     extract: Extract | None = None
     sql: SqlStep | None = None
@@ -359,6 +384,7 @@ class Pipeline(_Spec):
     params: dict[str, Param] = Field(default_factory=dict)
     retries: Retries = Retries()
     timeout: Duration | None = None
+    resources: Resources = Resources()
     on_source_failure: OnSourceFailure = OnSourceFailure.FAIL
     max_staleness: Duration | None = None
     dead_letter: str = ""

@@ -22,6 +22,7 @@ from lineage_auditor.model import (
     TRANSFORMATION,
     ColumnRef,
     DatasetLineage,
+    DatasetRef,
     InputField,
     OutputField,
     SqlLineageResult,
@@ -73,6 +74,7 @@ class Plan:
     params: dict[str, Any]
     steps: list[StepPlan]
     namespace: str = "warehouse"  # the OpenLineage namespace of the warehouse's datasets
+    offline: bool = False  # connectors replay recorded responses (set by the runner for --offline)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -218,6 +220,7 @@ class _Planner:
             plan.writes.append(step.extract.into)
             origin = step.extract.http or step.extract.file or step.extract.sql or _NoColumns
             self._declare(step.extract.into, [(c.name, c.type) for c in origin.columns])
+            self._row_rules(i, step)
         elif step.sql is not None:
             self._sql(i, step, plan, ancestors)
         elif step.python is not None:
@@ -261,6 +264,24 @@ class _Planner:
             plan.writes.append(table)
             self._declare(table, columns)
 
+    def _row_rules(self, i: int, step: Step) -> None:
+        """Every column an extract's ``reject`` rules name is one of its declared columns."""
+        assert step.extract is not None
+        kind = "http" if step.extract.http else "file"
+        origin = step.extract.http or step.extract.file
+        rules = getattr(origin, "reject", None)
+        if origin is None or rules is None:
+            return
+        declared = [c.name for c in origin.columns]
+        named = [(("unique", j), c) for j, c in enumerate(rules.unique)]
+        named += [((rule, c), c) for rule in ("accepted_values", "patterns") for c in getattr(rules, rule)]
+        for where, column in named:
+            if column not in declared:
+                close = difflib.get_close_matches(column, declared, n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                self.problem(("steps", i, "extract", kind, "reject", *where),
+                             f"{column!r} is not a declared column ({', '.join(declared)}){hint}")
+
     def _indent(self, line: int) -> int:
         """Leading spaces of a line of the spec (the text the YAML parser kept: no second read)."""
         buffer = getattr(self.loaded.root.start_mark, "buffer", None) or ""
@@ -274,10 +295,11 @@ class _Planner:
         assert extract is not None
         for kind, key, value in (("http", "url", extract.http.url if extract.http else None),
                                  ("file", "path", extract.file.path if extract.file else None),
-                                 ("sql", "query", extract.sql.query if extract.sql else None)):
+                                 ("sql", "query", extract.sql.query if extract.sql else None),
+                                 ("dataset_namespace", "dataset_namespace", extract.dataset_namespace or None)):
             if value is None:
                 continue
-            loc = ("steps", i, "extract", kind, key)
+            loc = ("steps", i, "extract", kind, key) if kind != key else ("steps", i, "extract", key)
             line, column = position(self.loaded.root, loc)
             try:
                 plan.rendered[key] = render(value, self.context, folder=self.loaded.path.parent,
@@ -415,8 +437,16 @@ class _NoColumns:
 
 def _copied(namespace: str, source: str, table: str, columns: list[str]) -> DatasetLineage:
     """A load's column lineage: every column of the loaded table is the source's, unchanged."""
-    return DatasetLineage(dataset_ref(namespace, table), [
-        OutputField(name, position, [InputField(ColumnRef(dataset_ref(namespace, source), name),
+    return copied_lineage(dataset_ref(namespace, source), dataset_ref(namespace, table), columns)
+
+
+def copied_lineage(source: DatasetRef, target: DatasetRef, columns: list[str], *,
+                   sources: list[str] | None = None) -> DatasetLineage:
+    """Column lineage of a copy: each column of ``target`` is the same-named one of ``source`` (or the
+    one ``sources`` names at its position), unchanged: a load between tables, an extract from an
+    API's records or a file's columns."""
+    return DatasetLineage(target, [
+        OutputField(name, position, [InputField(ColumnRef(source, (sources or columns)[position]),
                                                 [Transformation(DIRECT, IDENTITY)])])
         for position, name in enumerate(columns)])
 

@@ -13,7 +13,7 @@ import importlib
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time as day_time, timedelta, timezone
 from pathlib import Path
@@ -23,11 +23,11 @@ import sqlglot
 from sqlglot import expressions as exp
 
 from lineage_auditor.errors import ConfigError, LineageAuditError, PipelineError
-from lineage_auditor.model import ColumnRef, DatasetLineage, InputField, OutputField
+from lineage_auditor.model import ColumnRef, DatasetLineage, DatasetRef, InputField, OutputField
 from lineage_auditor.retry import Deadline, GaveUp, Retryable, RetryPolicy, retry_call
-from lineage_auditor.governance import RUN_BY_FACET, Identity, resolve_identity
-from pipelines.dsl.connectors import ConnectorIO, ConnectorResult
-from pipelines.dsl.cost import measure_step
+from lineage_auditor.governance import COST_FACET, RUN_BY_FACET, Identity, resolve_identity
+from pipelines.dsl.connectors import ConnectorResult, DatasetIO
+from pipelines.dsl.cost import StepCost, measure_step
 from pipelines.dsl.governance import Governance, judge_run, run_by_facet
 from pipelines.dsl.listing import JOB_NAMESPACE
 from pipelines.dsl.loader import LoadedSpec
@@ -46,8 +46,10 @@ from pipelines.dsl.model import (
     Step,
     StepKind,
 )
-from pipelines.dsl.plan import Plan, StepPlan, plan_spec
-from pipelines.runtime.events import JobSpec, RunContext
+from pipelines.dsl.plan import PRODUCERS, Plan, StepPlan, copied_lineage, plan_spec
+from pipelines.dsl.source_quality import source_facets
+from pipelines.runtime.events import DEGRADED_FACET, JobSpec, RunContext
+from pipelines.runtime.naming import file_dataset, http_dataset, public_url
 from pipelines.runtime.run import Environment, RunSummary, quiet, summarize
 from pipelines.runtime.targets import Target, quote
 
@@ -82,66 +84,175 @@ class _Outcome:
     assertions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     rejected: int = 0  # records dead-lettered
     connector: Any = None  # a named connector's ConnectorResult: the datasets it read and wrote
+    dead_letter: str | None = None  # the file the rejected records went to
 
 
 def run_spec(loaded: LoadedSpec, day: date, *, params: Mapping[str, str] | None = None, target: str | None = None,
-             lineage: str | None = None, home: str | Path | None = None,
-             progress: Callable[[str], None] = quiet, sleep: Callable[[float], None] = time.sleep,
-             governance: Governance | None = None, identity: Identity | None = None) -> RunSummary:
+             lineage: str | None = None, home: str | Path | None = None, offline: bool = False,
+             env: Environment | None = None, progress: Callable[[str], None] = quiet,
+             sleep: Callable[[float], None] = time.sleep, governance: Governance | None = None,
+             identity: Identity | None = None) -> RunSummary:
     """Run one spec for one day; the summary says how it went (a failed step fails the run).
 
-    ``governance`` is the policy in force (None: nothing is enforced), ``identity`` who runs it
-    (default: ``--as``-less resolution, see :func:`resolve_identity`); a run the policy denies
-    fails before any step, its FAIL event saying why.
+    ``offline``: connectors replay recorded responses instead of calling live sources. ``env``:
+    an open environment to run in (several specs sharing one warehouse and one emitter, as the
+    demo does); otherwise one is opened for ``target``, ``lineage`` and ``home``. ``governance``
+    is the policy in force (None: nothing is enforced), ``identity`` who runs it (default:
+    :func:`resolve_identity`); a run the policy denies fails before any step, its FAIL event
+    saying why.
     """
+    if env is None:
+        with Environment.open(target or loaded.pipeline.target or None, lineage=lineage, home=home) as opened:
+            return run_spec(loaded, day, params=params, offline=offline, env=opened, progress=progress, sleep=sleep,
+                            governance=governance, identity=identity)
     spec = loaded.pipeline
     gov, who = governance or Governance(None, "none given"), identity or resolve_identity()
-    with Environment.open(target or spec.target or None, lineage=lineage, home=home) as env:
-        plan = plan_spec(loaded, day, params, namespace=env.target.namespace)
-        start = datetime.combine(day, day_time(0), tzinfo=timezone.utc)
-        parent = RunContext(env.events, _job(loaded, spec.id, spec.description or f"pipeline {spec.id}", "JOB"),
-                            nominal=(start, start + timedelta(days=1)))
-        verdict = judge_run(loaded, plan, gov, who, naming=env.target.dataset)
-        parent.add_run_facet(RUN_BY_FACET, run_by_facet(loaded, who, gov, verdict))  # steps inherit it
-        first_event = len(env.events.events)
-        steps = {s.id: s for s in spec.steps}
-        try:
-            with parent:
-                verdict.enforce()
-                for step_plan in plan.steps:
-                    progress(f"{spec.id}: {step_plan.id} [{step_plan.kind.value}]")
-                    _run_step(loaded, plan, steps[step_plan.id], step_plan, parent, env, sleep, gov)
-        except LineageAuditError:
-            pass  # the FAIL events carry it; the summary reports it
-        from pipelines.runtime.events import DEGRADED_FACET
+    plan = plan_spec(loaded, day, params, namespace=env.target.namespace)
+    plan.offline = offline
+    parent = RunContext(env.events, pipeline_job(loaded), nominal=nominal_window(day))
+    verdict = judge_run(loaded, plan, gov, who, naming=env.target.dataset)
+    parent.add_run_facet(RUN_BY_FACET, run_by_facet(loaded, who, gov, verdict))  # its steps' runs inherit it
+    first_event = len(env.events.events)
+    results: list[StepResult] = []
+    try:
+        with parent:
+            verdict.enforce()
+            for step_plan in plan.steps:
+                progress(f"{spec.id}: {step_plan.id} [{step_plan.kind.value}]")
+                step = prepare_step(loaded, plan, step_plan.id, env, pricing=gov.pricing(env.target.dialect))
+                results.append(_run_step(step, parent, sleep))
+    except LineageAuditError:
+        pass  # the FAIL events carry it; the summary reports it
+    dead_letters = [r.dead_letter for r in results if r.dead_letter]
+    return summarize(parent, env, first_event=first_event, degraded=parent.has_run_facet(DEGRADED_FACET),
+                     counts=_counts(plan, results), dead_letter_file=", ".join(dead_letters) or None)
 
-        return summarize(parent, env, first_event=first_event, degraded=parent.has_run_facet(DEGRADED_FACET))
+
+def _counts(plan: Plan, results: list["StepResult"]) -> dict[str, int]:
+    """Rows the run published (written to tables no step of it builds on; checks only look) and
+    records it set aside."""
+    read = {table.lower() for step in plan.steps if step.kind in PRODUCERS for table in step.reads}
+    published = sum(rows for result in results for table, rows in result.rows.items() if table.lower() not in read)
+    return {"rows_loaded": published, "dead_letters": sum(r.rejected for r in results)}
+
+
+def nominal_window(day: date) -> tuple[datetime, datetime]:
+    """The day a run is for, as its OpenLineage nominal start and end (UTC midnight to midnight)."""
+    start = datetime.combine(day, day_time(0), tzinfo=timezone.utc)
+    return start, start + timedelta(days=1)
+
+
+def pipeline_job(loaded: LoadedSpec) -> JobSpec:
+    """The job of the pipeline as a whole, named by the spec's id: the parent of its steps' jobs."""
+    spec = loaded.pipeline
+    return _job(loaded, spec.id, spec.description or f"pipeline {spec.id}", "JOB")
 
 
 def _job(loaded: LoadedSpec, name: str, description: str, job_type: str, sql: str | None = None,
-         dialect: str | None = None) -> JobSpec:
+         dialect: str | None = None, code_file: Path | None = None) -> JobSpec:
     spec = loaded.pipeline
     return JobSpec(namespace=JOB_NAMESPACE, name=name, description=description,
                    owners=[(o.name, o.type) for o in spec.owners] or [(f"team:{spec.team}", "MAINTAINER")],
-                   code_file=str(loaded.path), job_type=job_type, sql=sql, sql_dialect=dialect)
+                   code_file=str(code_file or loaded.path), job_type=job_type, sql=sql, sql_dialect=dialect)
 
 
-def _run_step(loaded: LoadedSpec, plan: Plan, step: Step, step_plan: StepPlan, parent: RunContext,
-              env: Environment, sleep: Callable[[float], None], gov: Governance) -> None:
-    sql = step_plan.sql or None
-    job = _job(loaded, f"{loaded.pipeline.id}.{step.id}", f"{step.kind.value} step {step.id}",
-               "QUERY" if sql else "TASK", sql, step.sql.dialect if step.sql else None)
-    policy, deadline = _retry_policy(step, loaded.pipeline)
-    with parent.child(job) as run, measure_step(run, env.target, *gov.pricing(env.target.dialect)) as cost:
-        step_plan.run_id = run.run_id
-        for table in step_plan.reads:
-            run.add_input(env.target.dataset(table), schema=_schema(env.target, table))
+def _step_job(loaded: LoadedSpec, step: Step, step_plan: StepPlan, target: Target) -> JobSpec:
+    """A step's job: a SQL step records its SQL as it runs on ``target`` (transpiled from the
+    spec's dialect) and its SQL file as the code; other steps point at the spec."""
+    name, description = f"{loaded.pipeline.id}.{step.id}", f"{step.kind.value} step {step.id}"
+    if step.sql is None or not step_plan.sql:
+        return _job(loaded, name, description, "TASK")
+    try:
+        sql = ";\n".join(sqlglot.transpile(step_plan.sql, read=step.sql.dialect, write=target.dialect, comments=False))
+    except sqlglot.errors.SqlglotError:
+        sql, dialect = step_plan.sql, step.sql.dialect  # recorded as written; running it reports the error
+    else:
+        dialect = target.dialect
+    code = (loaded.path.parent / step.sql.file) if step.sql.file else None
+    return _job(loaded, name, description, "QUERY", sql, dialect, code)
+
+
+@dataclass
+class StepResult:
+    """What one step read and wrote, with every facet, ready for whoever reports it.
+
+    The local runner puts it on the step's :class:`RunContext`; the Airflow operator returns it
+    to the OpenLineage provider. ``run_facets`` are the step run's own (``lineageAudit_degraded``
+    when it ran on a snapshot). A failed error-severity check is kept in ``check_failure`` and
+    raised by :meth:`raise_for_checks` after the result is reported, so the FAIL event still
+    carries the assertions.
+    """
+
+    inputs: list[DatasetIO] = field(default_factory=list)
+    outputs: list[DatasetIO] = field(default_factory=list)
+    run_facets: dict[str, Any] = field(default_factory=dict)
+    check_failure: CheckFailed | None = None
+    rows: dict[str, int] = field(default_factory=dict)  # rows written, per table
+    rejected: int = 0  # records set aside (dead-lettered or quarantined)
+    dead_letter: str | None = None  # the file they went to
+
+    def report(self, run: RunContext) -> None:
+        """Record the result on a run: its COMPLETE (or FAIL) event carries all of it."""
+        for io in self.inputs:
+            run.add_input(io.ref, schema=io.schema, metrics=io.metrics, assertions=io.assertions)
+        for io in self.outputs:
+            run.add_output(io.ref, schema=io.schema, lineage=io.lineage, rows=io.rows)
+        for key, facet in self.run_facets.items():
+            run.add_run_facet(key, facet)
+
+    def raise_for_checks(self) -> None:
+        if self.check_failure is not None:
+            raise self.check_failure
+
+
+@dataclass
+class StepRun:
+    """One step of a planned spec, ready to run on its own (the unit an Airflow task runs).
+
+    ``inputs`` are the tables the step reads, with their schemas as they are before it runs
+    (what a START event says); :meth:`execute` runs the step and returns what it did.
+    ``plan.steps`` must hold the step's plan with ``run_id`` set to the OpenLineage run the
+    step runs as (connectors stamp rows with it). ``pricing`` is the cost model's rates and
+    currency for the target; ``run_facets`` go into every result (``lineageAudit_runBy``
+    where no parent run carries it).
+    """
+
+    loaded: LoadedSpec
+    plan: Plan
+    step: Step
+    step_plan: StepPlan
+    env: Environment
+    job: JobSpec
+    inputs: list[DatasetIO]
+    pricing: tuple[Any, str | None] = (None, None)
+    run_facets: dict[str, Any] = field(default_factory=dict)
+    cost: StepCost | None = None  # what the last execute cost (its facet, also when it failed)
+
+    def execute(self, *, retry: bool = True, last_attempt: bool = True,
+                sleep: Callable[[float], None] = time.sleep) -> StepResult:
+        """Run the step: with the spec's retries (``retry``) or once (an orchestrator retries it).
+
+        An extract whose source failed falls back to its last snapshot (``on_source_failure:
+        use_last_snapshot``) only on the ``last_attempt``. Raises the step's error when it fails.
+        What it cost is measured around it: the ``lineageAudit_cost`` facet is in the result's
+        run facets, and in ``cost.facet`` when the step fails.
+        """
+        with measure_step(None, self.env.target, *self.pricing) as self.cost:
+            result = self._attempts(retry, last_attempt, sleep)
+            extract = self.step.kind is StepKind.EXTRACT
+            self.cost.wrote(result.rows, read=sum(result.rows.values()) + result.rejected if extract else None)
+        result.run_facets.update({**self.run_facets, COST_FACET: self.cost.facet})
+        return result
+
+    def _attempts(self, retry: bool, last_attempt: bool, sleep: Callable[[float], None]) -> StepResult:
+        step, spec = self.step, self.loaded.pipeline
+        policy, deadline = _retry_policy(step, spec, retry=retry)
 
         def attempt() -> _Outcome:
             try:
-                return _execute(step, step_plan, plan, env)
+                return _execute(step, self.step_plan, self.plan, self.env)
             except (PipelineError, TimeoutError) as exc:
-                if _retryable(exc, step.retries or loaded.pipeline.retries):
+                if self.retryable(exc):
                     raise Retryable(str(exc)) from exc
                 raise
 
@@ -153,63 +264,94 @@ def _run_step(loaded: LoadedSpec, plan: Plan, step: Step, step_plan: StepPlan, p
                     raise PipelineError(exc.last.reason) from None
                 raise PipelineError(f"step {step.id}: {exc.why}: {exc.last.reason}") from None
         except PipelineError as exc:
-            if step.kind is not StepKind.EXTRACT or loaded.pipeline.on_source_failure is not OnSourceFailure.USE_LAST_SNAPSHOT:
+            if (not last_attempt or step.kind is not StepKind.EXTRACT
+                    or spec.on_source_failure is not OnSourceFailure.USE_LAST_SNAPSHOT):
                 raise
-            _use_last_snapshot(loaded, step, step_plan, env, run, parent, exc)
-            return
-        cost.wrote(outcome.rows, read=sum(outcome.rows.values()) + outcome.rejected if step.kind is StepKind.EXTRACT else None)
+            return self._last_snapshot(exc)
         if step.kind is StepKind.EXTRACT:
-            snapshots.record(env.home, loaded.pipeline.id, step.id, step_plan.writes)
-        if outcome.connector is not None:
-            _report_connector(run, outcome.connector)
-            return
-        lineage = {d.dataset.name.lower(): _in_target(d, env.target) for d in step_plan.lineage}
-        for table in step_plan.writes:
-            ref = env.target.dataset(table)
-            run.add_output(ref, schema=_schema(env.target, table), lineage=lineage.get(table.lower()),
-                           rows=outcome.rows.get(table))
+            snapshots.record(self.env.home, spec.id, step.id, self.step_plan.writes)
+        return self._result(outcome)
+
+    def retryable(self, exc: BaseException) -> bool:
+        """Whether the spec's retries (``retries.on``) cover this failure of the step."""
+        if not isinstance(exc, (PipelineError, TimeoutError)):
+            return False  # a bug in a step's code fails the same way again
+        return _retryable(exc, self.step.retries or self.loaded.pipeline.retries)
+
+    def _result(self, outcome: _Outcome) -> StepResult:
+        result = StepResult(inputs=list(self.inputs), rows=dict(outcome.rows), rejected=outcome.rejected,
+                            dead_letter=outcome.dead_letter)
+        if outcome.connector is not None:  # a connector knows what it read and wrote
+            result.inputs.extend(outcome.connector.inputs)
+            result.outputs.extend(outcome.connector.outputs)
+            return result
+        target = self.env.target
+        lineage = {d.dataset.name.lower(): _in_target(d, target) for d in self.step_plan.lineage}
+        for table in self.step_plan.writes:
+            result.outputs.append(DatasetIO(target.dataset(table), schema=_schema(target, table),
+                                            lineage=lineage.get(table.lower()), rows=outcome.rows.get(table)))
         for table, assertions in outcome.assertions.items():
-            run.add_input(env.target.dataset(table), assertions=_assertions_facet(assertions))
+            result.inputs.append(DatasetIO(target.dataset(table), assertions=_assertions_facet(assertions)))
         failed = [a for items in outcome.assertions.values() for a in items if not a["success"] and a["severity"] == "error"]
         if failed:
-            raise CheckFailed(f"step {step.id}: {len(failed)} check{'s' if len(failed) > 1 else ''} failed: "
-                              + "; ".join(a["description"] for a in failed))
+            result.check_failure = CheckFailed(
+                f"step {self.step.id}: {len(failed)} check{'s' if len(failed) > 1 else ''} failed: "
+                + "; ".join(a["description"] for a in failed))
+        return result
+
+    def _last_snapshot(self, failure: PipelineError) -> StepResult:
+        """The source stayed down: go on with the tables its last good extract left, if young enough.
+
+        The run is marked degraded (the ``lineageAudit_degraded`` facet says how old the
+        snapshot is); without a snapshot younger than ``max_staleness`` the step fails as it would.
+        """
+        from pipelines.runtime.events import DegradedRunFacet
+
+        spec, step, env = self.loaded.pipeline, self.step, self.env
+        assert spec.max_staleness is not None
+        taken = snapshots.taken_at(env.home, spec.id, step.id)
+        limit = spec.max_staleness.total_seconds()
+        age = (datetime.now(timezone.utc) - taken).total_seconds() if taken else None
+        present = all(env.target.table_exists(t) for t in self.step_plan.writes)
+        if taken is None or age is None or age > limit or not present:
+            why = ("no earlier snapshot" if taken is None else "its tables are gone" if not present
+                   else f"the last snapshot is {display_duration(age or 0)} old")
+            raise PipelineError(f"{failure.message}; {why} (max_staleness {display_duration(limit)})") from None
+        facet = DegradedRunFacet(reason=f"source failed, using the snapshot of {iso(taken)}: {failure.message}",
+                                 source=step.id, snapshotTakenAt=iso(taken), snapshotAgeSeconds=round(age, 1),
+                                 maxStalenessSeconds=limit)
+        outputs = [DatasetIO(env.target.dataset(t), schema=_schema(env.target, t)) for t in self.step_plan.writes]
+        return StepResult(inputs=list(self.inputs), outputs=outputs, run_facets={DEGRADED_FACET: facet})
 
 
-def _use_last_snapshot(loaded: LoadedSpec, step: Step, step_plan: StepPlan, env: Environment, run: RunContext,
-                       parent: RunContext, failure: PipelineError) -> None:
-    """The source stayed down: go on with the tables its last good extract left, if young enough.
-
-    Both runs are marked degraded (the ``lineageAudit_degraded`` facet says how old the
-    snapshot is); without a snapshot younger than ``max_staleness`` the step fails as it would.
-    """
-    from pipelines.runtime.events import DEGRADED_FACET, DegradedRunFacet
-
-    spec = loaded.pipeline
-    assert spec.max_staleness is not None
-    taken = snapshots.taken_at(env.home, spec.id, step.id)
-    limit = spec.max_staleness.total_seconds()
-    age = (datetime.now(timezone.utc) - taken).total_seconds() if taken else None
-    present = all(env.target.table_exists(t) for t in step_plan.writes)
-    if taken is None or age is None or age > limit or not present:
-        why = ("no earlier snapshot" if taken is None else "its tables are gone" if not present
-               else f"the last snapshot is {display_duration(age or 0)} old")
-        raise PipelineError(f"{failure.message}; {why} (max_staleness {display_duration(limit)})") from None
-    facet = DegradedRunFacet(reason=f"source failed, using the snapshot of {iso(taken)}: {failure.message}",
-                             source=step.id, snapshotTakenAt=iso(taken), snapshotAgeSeconds=round(age, 1),
-                             maxStalenessSeconds=limit)
-    run.add_run_facet(DEGRADED_FACET, facet)
-    parent.add_run_facet(DEGRADED_FACET, facet)
-    for table in step_plan.writes:
-        run.add_output(env.target.dataset(table), schema=_schema(env.target, table))
+def prepare_step(loaded: LoadedSpec, plan: Plan, step_id: str, env: Environment, *,
+                 pricing: tuple[Any, str | None] = (None, None), run_facets: dict[str, Any] | None = None) -> StepRun:
+    """Step ``step_id`` of ``plan`` ready to run in ``env``: its job and the tables it reads
+    (``pricing`` and ``run_facets``: see :class:`StepRun`)."""
+    step = next((s for s in loaded.pipeline.steps if s.id == step_id), None)
+    step_plan = next((s for s in plan.steps if s.id == step_id), None)
+    if step is None or step_plan is None:
+        raise ConfigError(f"pipeline {loaded.pipeline.id} has no step {step_id!r}", file=str(loaded.path))
+    job = _step_job(loaded, step, step_plan, env.target)
+    inputs = [DatasetIO(env.target.dataset(t), schema=_schema(env.target, t)) for t in step_plan.reads]
+    return StepRun(loaded, plan, step, step_plan, env, job, inputs, pricing, dict(run_facets or {}))
 
 
-def _report_connector(run: RunContext, result: Any) -> None:
-    """What a named connector read and wrote, with the lineage it declares, on the step's run."""
-    for io in result.inputs:
-        run.add_input(io.ref, schema=io.schema, metrics=io.metrics, assertions=io.assertions)
-    for io in result.outputs:
-        run.add_output(io.ref, schema=io.schema, lineage=io.lineage, rows=io.rows)
+def _run_step(step: StepRun, parent: RunContext, sleep: Callable[[float], None]) -> StepResult:
+    """One step as a child run of the pipeline's: START with its inputs, COMPLETE or FAIL with the rest."""
+    with parent.child(step.job) as run:
+        step.step_plan.run_id = run.run_id
+        StepResult(inputs=step.inputs).report(run)
+        try:
+            result = step.execute(sleep=sleep)
+        finally:
+            if step.cost is not None and step.cost.facet is not None:
+                run.add_run_facet(COST_FACET, step.cost.facet)  # a step that failed has cost something too
+        result.report(run)
+        if DEGRADED_FACET in result.run_facets:
+            parent.add_run_facet(DEGRADED_FACET, result.run_facets[DEGRADED_FACET])
+        result.raise_for_checks()
+        return result
 
 
 def _in_target(lineage: DatasetLineage, target: Target) -> DatasetLineage:
@@ -229,11 +371,11 @@ def _in_target(lineage: DatasetLineage, target: Target) -> DatasetLineage:
     )
 
 
-def _retry_policy(step: Step, spec: Pipeline) -> tuple[RetryPolicy, Deadline]:
+def _retry_policy(step: Step, spec: Pipeline, *, retry: bool = True) -> tuple[RetryPolicy, Deadline]:
     retries = step.retries or spec.retries
     timeout = (step.timeout or spec.timeout)
     seconds = timeout.total_seconds() if timeout else STEP_DEADLINE
-    policy = RetryPolicy(max_attempts=retries.count + 1, base_delay=retries.backoff.total_seconds(),
+    policy = RetryPolicy(max_attempts=retries.count + 1 if retry else 1, base_delay=retries.backoff.total_seconds(),
                          max_delay=retries.max_delay.total_seconds(), jitter=0.5 if retries.jitter else 0.0,
                          deadline=seconds)
     return policy, Deadline(seconds, name=f"step {step.id} timeout")
@@ -311,8 +453,8 @@ def _extract(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _
         from pipelines.dsl.connectors import connector
 
         done = connector(extract.connector).run(extract.into, extract.options, day=plan.day, target=env.target,
-                                                run_id=step_plan.run_id)
-        return _Outcome(rows=done.rows, connector=done)
+                                                run_id=step_plan.run_id, offline=plan.offline)
+        return _Outcome(rows=done.rows, rejected=done.rejected, connector=done)
     assert extract.file is not None
     path = (plan.spec.parent / step_plan.rendered.get("path", extract.file.path)).resolve()
     if not path.is_file():
@@ -334,22 +476,27 @@ def _extract(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _
 
 def _extract_http(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
     from pipelines.dsl.columns import logical_type
-    from pipelines.dsl.http_extract import fetch
+    from pipelines.dsl.http_extract import budget, fetch
     from pipelines.runtime.targets import Column, Table
     from pipelines.sources.dead_letter import DeadLetterWriter
 
     extract = step.extract
     assert extract is not None and extract.http is not None
     timeout = step.timeout or plan.pipeline.timeout
-    policy = RetryPolicy(call_deadline=60.0, deadline=timeout.total_seconds() if timeout else 600.0)
+    policy = budget(timeout.total_seconds() if timeout else None)
     settings = extract.http.model_copy(update={"url": step_plan.rendered.get("url", extract.http.url)})
     fetched = fetch(settings, folder=plan.spec.parent, policy=policy)
-    if fetched.rejected:
-        with DeadLetterWriter(_dead_letter_path(plan, step, env), source=f"{plan.pipeline.id}.{step.id}") as dead:
+    dead_letter = _dead_letter_path(plan, step, env) if fetched.rejected else None
+    if dead_letter is not None:
+        with DeadLetterWriter(dead_letter, source=f"{plan.pipeline.id}.{step.id}") as dead:
             dead.write_many(dead.record(r["reason"], r["raw"], page=r["page"], index=r["index"]) for r in fetched.rejected)
     table = Table(extract.into, tuple(Column(c.name, logical_type(c.type), c.nullable) for c in extract.http.columns))
     result = _run(env, step, lambda: env.target.replace(table, fetched.rows).total)
-    return _Outcome(rows={extract.into: result}, rejected=len(fetched.rejected))
+    namespace = step_plan.rendered.get("dataset_namespace") or None
+    source = http_dataset(public_url(settings.url), namespace=namespace)
+    return _copied_from(source, extract.http.columns, table, result, env, rejected=len(fetched.rejected),
+                        dead_letter=dead_letter, quality=source_facets(fetched.rows, [c.key for c in extract.http.columns],
+                                                                       len(fetched.rejected), fetched.rules))
 
 
 def _extract_rows(step: Step, plan: Plan, env: Environment, path: Path) -> _Outcome:
@@ -361,12 +508,32 @@ def _extract_rows(step: Step, plan: Plan, env: Environment, path: Path) -> _Outc
     extract = step.extract
     assert extract is not None and extract.file is not None
     found = read_rows(extract.file, path)
-    if found.rejected:
-        with DeadLetterWriter(_dead_letter_path(plan, step, env), source=f"{plan.pipeline.id}.{step.id}") as dead:
+    dead_letter = _dead_letter_path(plan, step, env) if found.rejected else None
+    if dead_letter is not None:
+        with DeadLetterWriter(dead_letter, source=f"{plan.pipeline.id}.{step.id}") as dead:
             dead.write_many(dead.record(r["reason"], r["raw"], line=r["line"]) for r in found.rejected)
     table = Table(extract.into, tuple(Column(c.name, logical_type(c.type), c.nullable) for c in extract.file.columns))
     result = _run(env, step, lambda: env.target.replace(table, found.rows).total)
-    return _Outcome(rows={extract.into: result}, rejected=len(found.rejected))
+    return _copied_from(file_dataset(path), extract.file.columns, table, result, env, rejected=len(found.rejected),
+                        dead_letter=dead_letter, quality=source_facets(found.rows, [c.key for c in extract.file.columns],
+                                                                       len(found.rejected), found.rules))
+
+
+def _copied_from(source: DatasetRef, columns: Sequence[Any], table: Any, written: int, env: Environment, *,
+                 rejected: int, dead_letter: Path | None, quality: tuple[Any, Any]) -> _Outcome:
+    """An extract's outcome: the source it read (an API resource, a file) with what was seen of its
+    quality, and the staging table it filled, each of whose columns is the source's field of the
+    same name, unchanged."""
+    target = env.target.dataset(table.name)
+    metrics, assertions = quality
+    lineage = copied_lineage(source, target, [c.name for c in columns], sources=[c.key for c in columns])
+    result = ConnectorResult(
+        inputs=[DatasetIO(source, schema=[(c.key, c.type, "") for c in columns], metrics=metrics, assertions=assertions)],
+        outputs=[DatasetIO(target, schema=env.target.schema_fields(table), lineage=lineage,
+                             rows=written)],
+        rows={table.name: written})
+    return _Outcome(rows=result.rows, rejected=rejected, connector=result,
+                    dead_letter=str(dead_letter) if dead_letter else None)
 
 
 def _extract_sql(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
@@ -388,7 +555,7 @@ def _extract_sql(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) 
         source = parse_target(url, default_path=env.home / "source.duckdb")
     query = step_plan.rendered.get("query", settings.query)
     records = _run(env, step, lambda: source.records(query))
-    columns = [(c.name, logical_type(c.type), c.nullable) for c in settings.columns]
+    columns = [(c.key, logical_type(c.type), c.nullable) for c in settings.columns]
     rows: list[tuple[Any, ...]] = []
     rejected: list[dict[str, Any]] = []
     for index, record in enumerate(records):
@@ -397,20 +564,22 @@ def _extract_sql(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) 
             rejected.append({"index": index, "reason": problem, "raw": {k: str(v) for k, v in record.items()}})
         else:
             rows.append(row)
-    if rejected:
+    dead_letter = _dead_letter_path(plan, step, env) if rejected else None
+    if dead_letter is not None:
         from pipelines.sources.dead_letter import DeadLetterWriter
 
-        with DeadLetterWriter(_dead_letter_path(plan, step, env), source=f"{plan.pipeline.id}.{step.id}") as dead:
+        with DeadLetterWriter(dead_letter, source=f"{plan.pipeline.id}.{step.id}") as dead:
             dead.write_many(dead.record(r["reason"], r["raw"], index=r["index"]) for r in rejected)
-    table = Table(extract.into, tuple(Column(name, logical, nullable) for name, logical, nullable in columns))
+    table = Table(extract.into, tuple(Column(c.name, logical, nullable)
+                                      for c, (_, logical, nullable) in zip(settings.columns, columns)))
     written = _run(env, step, lambda: env.target.replace(table, rows).total)
-    outcome = _Outcome(rows={extract.into: written}, rejected=len(rejected))
+    outcome = _Outcome(rows={extract.into: written}, rejected=len(rejected), dead_letter=str(dead_letter) if dead_letter else None)
     analysed = analyze_sql(query, dialect=settings.dialect)
     if analysed.statements:
         statement = analysed.statements[0]
-        inputs = [ConnectorIO(source.dataset(ref.name)) for ref in statement.inputs]
+        inputs = [DatasetIO(source.dataset(ref.name)) for ref in statement.inputs]
         lineage = _in_source(statement.outputs[0], source, env.target.dataset(extract.into)) if statement.outputs else None
-        outcome.connector = ConnectorResult(inputs=inputs, outputs=[ConnectorIO(
+        outcome.connector = ConnectorResult(inputs=inputs, outputs=[DatasetIO(
             env.target.dataset(extract.into), schema=env.target.schema_fields(table), lineage=lineage, rows=written)],
             rows=outcome.rows)
     return outcome
@@ -583,4 +752,5 @@ def _schema(target: Target, table: str) -> list[tuple[str, str]] | None:
     return [(name, kind) for name, kind in columns] or None
 
 
-__all__ = ["run_spec", "StepContext", "CheckFailed", "CheckSeverity"]
+__all__ = ["run_spec", "prepare_step", "pipeline_job", "nominal_window", "StepRun", "StepResult", "StepContext",
+           "CheckFailed", "CheckSeverity"]

@@ -374,21 +374,30 @@ class RunContext:
     def _root(self) -> "RunContext":
         return self.parent._root() if self.parent is not None else self
 
+    def datasets(self) -> tuple[list[InputDataset], list[OutputDataset]]:
+        """The inputs and outputs recorded so far, as an event carries them."""
+        inputs = [InputDataset(namespace=i.ref.namespace, name=i.ref.name, facets=i.facets, inputFacets=i.input_facets)
+                  for i in self._inputs.values()]
+        outputs = [OutputDataset(namespace=o.ref.namespace, name=o.ref.name, facets=_sendable(o.facets),
+                                 outputFacets=o.output_facets)
+                   for o in self._outputs.values()]
+        return inputs, outputs
+
+    @property
+    def run_facets(self) -> dict[str, Any]:
+        """The run facets added to this run (``errorMessage`` after a failure, our own, ...)."""
+        return dict(self._run_facets)
+
     def _emit(self, state: RunState, moment: datetime) -> None:
         run_facets = {**self._base_run_facets(), **self._run_facets}
+        inputs, outputs = self.datasets()
         event = RunEvent(
             eventType=state,
             eventTime=iso(moment),
             run=Run(runId=self.run_id, facets=run_facets),
             job=Job(namespace=self.job.namespace, name=self.job.name, facets=self.job.facets()),
-            inputs=[
-                InputDataset(namespace=i.ref.namespace, name=i.ref.name, facets=i.facets, inputFacets=i.input_facets)
-                for i in self._inputs.values()
-            ],
-            outputs=[
-                OutputDataset(namespace=o.ref.namespace, name=o.ref.name, facets=_sendable(o.facets), outputFacets=o.output_facets)
-                for o in self._outputs.values()
-            ],
+            inputs=inputs,
+            outputs=outputs,
             producer=PRODUCER,
         )
         self.events.emit(event)

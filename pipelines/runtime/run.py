@@ -1,6 +1,6 @@
 """What every pipeline run needs around it: where to write, where lineage goes, what to report.
 
-:class:`Environment` wires a spec to a warehouse :class:`~pipelines.runtime.targets.Target`
+:class:`Environment` wires a run to a warehouse :class:`~pipelines.runtime.targets.Target`
 and a lineage emitter (``--lineage`` option > OpenLineage env/config > embedded store).
 :class:`RunSummary` is what a run reports back to the CLI and the demo.
 """
@@ -16,8 +16,7 @@ from typing import Any
 from collectors.emit.config import emitter_from_config, lineage_home
 from lineage_auditor.events import RunState, run_events
 from lineage_auditor.times import iso
-from pipelines.runtime.events import EventLog, JobSpec, RunContext
-from pipelines.runtime.spec import UsersOrdersSpec, WeatherSpec
+from pipelines.runtime.events import EventLog, RunContext
 from pipelines.runtime.targets import Target, parse_target
 
 WAREHOUSE_FILE = "warehouse.duckdb"
@@ -40,25 +39,16 @@ class Environment:
     lineage: str | None = None  # the lineage address the run reports to (None: the configured one)
 
     @classmethod
-    def create(
-        cls,
-        spec: WeatherSpec | UsersOrdersSpec,
-        *,
-        target: str | None = None,
-        lineage: str | None = None,
-        home: str | Path | None = None,
-        secrets: tuple[str, ...] = (),
-    ) -> "Environment":
-        """The environment for ``spec``: ``target`` overrides the spec's, ``lineage`` the emitter config."""
-        return cls.open(target or spec.target.url, lineage=lineage, home=home, secrets=secrets)
-
-    @classmethod
     def open(cls, target: str | None, *, lineage: str | None = None, home: str | Path | None = None,
-             secrets: tuple[str, ...] = ()) -> "Environment":
-        """The environment around a warehouse URL (None: the local DuckDB file in the lineage home)."""
+             secrets: tuple[str, ...] = (), emit: bool = True) -> "Environment":
+        """The environment around a warehouse URL (None: the local DuckDB file in the lineage home).
+
+        ``emit=False`` keeps events in memory only: for a caller whose orchestrator reports the
+        lineage (an Airflow task); ``lineage`` still names the store read (freshness gates).
+        """
         state = lineage_home(home)
         warehouse = parse_target(target, default_path=state / WAREHOUSE_FILE)
-        emitter = emitter_from_config(lineage, home=state)
+        emitter = emitter_from_config(lineage, home=state) if emit else None
         events = EventLog(emitter, secrets=(*warehouse.secrets(), *secrets))
         return cls(state, warehouse, events, emitter, lineage)
 
@@ -71,35 +61,6 @@ class Environment:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def pipeline_job(spec: WeatherSpec | UsersOrdersSpec, code_file: str) -> JobSpec:
-    """The job of the pipeline as a whole (the parent of its steps)."""
-    return JobSpec(
-        namespace=spec.namespace,
-        name=spec.name,
-        description=spec.description,
-        owners=[(o.name, o.type) for o in spec.owners],
-        code_file=code_file,
-        job_type="JOB",
-    )
-
-
-def step_job(
-    spec: WeatherSpec | UsersOrdersSpec, step: str, description: str, code_file: str, *,
-    sql: str | None = None, dialect: str | None = None,
-) -> JobSpec:
-    """One step of the pipeline: job ``<pipeline>.<step>``, same owners."""
-    return JobSpec(
-        namespace=spec.namespace,
-        name=f"{spec.name}.{step}",
-        description=description,
-        owners=[(o.name, o.type) for o in spec.owners],
-        code_file=code_file,
-        job_type="QUERY" if sql else "TASK",
-        sql=sql,
-        sql_dialect=dialect,
-    )
 
 
 @dataclass

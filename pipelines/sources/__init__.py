@@ -6,7 +6,6 @@ One module per job, imported directly (this package stays import-light):
 - ``replay_server``: a local HTTP server replaying recorded Open-Meteo responses.
 - ``mock_api``: the mock users REST API (FastAPI) with fault injection
   (``fake_users``: its seeded population; ``faults``: what can go wrong, reproducibly).
-- ``users_client``: the resilient, validating client for that API.
 - ``orders_csv``: the orders CSV generator and validating reader.
 - ``dead_letter``: the append-only JSONL file where rejected records go.
 - ``resilience``: the one retry / backoff / circuit-breaker policy every HTTP source uses.

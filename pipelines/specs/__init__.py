@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-REFERENCE_SPEC_DIR = Path(__file__).resolve().parent / "v1"
+REFERENCE_SPEC_DIR = Path(__file__).resolve().parent
 REFERENCE_PIPELINES = ("weather", "users_orders", "churn_features")
 
 

@@ -1,1 +1,1 @@
-"""The users-orders pipeline (users API + orders CSV to analytics.user_orders)."""
+"""The users-orders pipeline's SQL model (``sql/``); the pipeline is the spec ``pipelines/specs/users_orders.yml``."""
