@@ -223,7 +223,12 @@ def test_the_tables_are_the_local_runners_row_for_row(stage: Stage) -> None:
 
 
 def _tables(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every table's rows without the run stamps, sorted (the order rows land in is not the data)."""
+    """Every table's rows without the run stamps, sorted (the order rows land in is not the data).
+
+    Floating-point values are compared to 12 significant digits: DuckDB sums a parallel
+    aggregate (an AVG) in whatever order its threads finish, so the last bits of a double
+    differ between two runs of the same SQL on the same rows.
+    """
     out = {}
     with duckdb.connect(str(path), read_only=True) as conn:
         names = conn.execute("SELECT table_schema, table_name FROM information_schema.tables "
@@ -231,8 +236,9 @@ def _tables(path: Path) -> dict[str, list[tuple[Any, ...]]]:
         for schema, table in names:
             columns = [c[0] for c in conn.execute(f'DESCRIBE "{schema}"."{table}"').fetchall() if c[0] not in STAMPS]
             select = ", ".join(f'"{c}"' for c in columns)
-            out[f"{schema}.{table}"] = sorted(conn.execute(f'SELECT {select} FROM "{schema}"."{table}"').fetchall(),
-                                              key=repr)
+            rows = [tuple(float(f"{v:.12g}") if isinstance(v, float) else v for v in row)
+                    for row in conn.execute(f'SELECT {select} FROM "{schema}"."{table}"').fetchall()]
+            out[f"{schema}.{table}"] = sorted(rows, key=repr)
     return out
 
 

@@ -85,3 +85,39 @@ def test_list_shows_schedule_next_run_and_last_run(tmp_path: Path) -> None:
     assert rows["never_ran"]["last_state"] is None and rows["never_ran"]["schedule"] != "30 4 * * *"  # staggered too
     upcoming = datetime.fromisoformat(rows["tiny"]["next_run"].replace("Z", "+00:00"))
     assert datetime.now(timezone.utc) < upcoming <= datetime.now(timezone.utc) + timedelta(days=1)
+
+
+def test_catchup_runs_every_day_since_the_last_completed_run(tmp_path: Path) -> None:
+    """`pipelines run SPEC` without a date: yesterday, or with catchup every missed day before it."""
+    from datetime import date, timedelta
+
+    from click.testing import CliRunner
+
+    from lineage_auditor.cli import _register, cli
+    from pipelines.dsl import load_spec
+    from pipelines.dsl.listing import days_to_run
+
+    spec = tmp_path / "tick.yml"
+    spec.write_text("apiVersion: lineage-audit/v1\nkind: Pipeline\nid: tick\nteam: t\nschedule: '@daily'\n"
+                    "catchup: true\nsteps:\n  - id: make\n    sql:\n      dialect: duckdb\n"
+                    "      query: CREATE TABLE s.tick AS SELECT DATE '{{ ds }}' AS day\n")
+    store, target = f"embedded:{tmp_path / 'lineage.db'}", f"duckdb:{tmp_path / 'w.duckdb'}"
+    today = date.today()
+    yesterday = today - timedelta(days=1)
+    assert days_to_run(load_spec(spec), store=store, today=today) == [yesterday]  # no history yet
+    _register()
+    first = today - timedelta(days=4)
+    done = CliRunner().invoke(cli, ["pipelines", "run", str(spec), "--date", first.isoformat(), "--target", target,
+                                    "--lineage", store, "--format", "json"])
+    assert done.exit_code == 0, done.output
+    missed = [first + timedelta(days=n) for n in range(1, 4)]
+    assert days_to_run(load_spec(spec), store=store, today=today) == missed
+    caught_up = CliRunner().invoke(cli, ["pipelines", "run", str(spec), "--target", target, "--lineage", store,
+                                         "--format", "json"])
+    assert caught_up.exit_code == 0, caught_up.output
+    runs = json.loads(caught_up.stdout)["runs"]
+    assert [r["nominal_start"][:10] for r in runs] == [d.isoformat() for d in missed]
+    assert days_to_run(load_spec(spec), store=store, today=today) == [yesterday]  # up to date: the latest day only
+    no_catchup = tmp_path / "once.yml"
+    no_catchup.write_text(spec.read_text().replace("id: tick", "id: once").replace("catchup: true", "catchup: false"))
+    assert days_to_run(load_spec(no_catchup), store=store, today=today) == [yesterday]

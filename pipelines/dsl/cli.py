@@ -166,6 +166,10 @@ def run_command(spec: Path, day: str | None, start: str | None, end: str | None,
     """Run SPEC locally: steps in dependency order, retries and timeouts from the spec, one
     OpenLineage parent run for the pipeline and a child run per step.
 
+    Without --date or --start/--end it runs yesterday (UTC); a spec with `catchup: true` first
+    runs every day after its last completed run (read from the lineage store), oldest first.
+    A backfill stops at the first failed day.
+
     With a governance policy, the run is checked again on its rendered SQL and against who
     runs it (--as, LINEAGE_AUDIT_USER or the OS user); every run records runBy and team.
     Exit 0 when every run completed, 1 when a run failed or was denied (its FAIL event says why).
@@ -176,7 +180,12 @@ def run_command(spec: Path, day: str | None, start: str | None, end: str | None,
     from pipelines.dsl.runner import run_spec
 
     loaded = load_spec(spec)
-    days = _days(day, start, end)
+    if day or start or end:
+        days = _days(day, start, end)
+    else:  # yesterday; with catchup, every day since the last completed run
+        from pipelines.dsl.listing import days_to_run
+
+        days = days_to_run(loaded, store=lineage, today=datetime.now(timezone.utc).date())
     gov = load_governance(policy_path, config_path, store=lineage)
     identity = resolve_identity(as_user)
     summaries = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +70,39 @@ def _last_runs(store: str | None, ids: set[str]) -> dict[str, Run]:
         run = runs.setdefault(event.job.name, Run(event.run_id, event.job))
         run.add(event)
     return runs
+
+
+def last_completed_day(store: str | None, pipeline_id: str) -> date | None:
+    """The latest day (nominal start, UTC) a run of the pipeline completed, from the lineage store
+    (None when there is none, or lineage goes somewhere it cannot be read back from)."""
+    from collectors.sources import read_events, store_config
+    from collectors.store.address import READABLE
+    from lineage_auditor.events import RunState
+    from lineage_auditor.times import try_parse_time
+
+    last: date | None = None
+    try:
+        if store_config(store)["type"] not in READABLE:
+            return None
+        for event in read_events(store):
+            if (event.event_type is RunState.COMPLETE and event.job.namespace == JOB_NAMESPACE
+                    and event.job.name == pipeline_id):
+                nominal = try_parse_time((event.run_facets.get("nominalTime") or {}).get("nominalStartTime"))
+                if nominal is not None and (last is None or nominal.date() > last):
+                    last = nominal.date()
+    except StoreNotFound:
+        return None
+    return last
+
+
+def days_to_run(spec: LoadedSpec, *, store: str | None, today: date, limit: int = 366) -> list[date]:
+    """The days ``pipelines run`` takes when none is given: yesterday, and with ``catchup: true`` every
+    day after the last completed run before it too (at most ``limit`` days, oldest first)."""
+    yesterday = today - timedelta(days=1)
+    if not spec.pipeline.catchup:
+        return [yesterday]
+    last = last_completed_day(store, spec.pipeline.id)
+    if last is None or last >= yesterday:
+        return [yesterday]
+    first = max(last + timedelta(days=1), yesterday - timedelta(days=limit - 1))
+    return [first + timedelta(days=n) for n in range((yesterday - first).days + 1)]
