@@ -47,6 +47,12 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "mock-api": ("pipelines.sources.cli",
                  "Serve the mock users REST API (paginated users, bearer auth, fault injection)."),
     "pipelines": ("pipelines.dsl.cli", "Pipelines as YAML specs (apiVersion: lineage-audit/v1, kind: Pipeline)."),
+    "serve": ("lineage_auditor.service.cli",
+              "Serve the OpenLineage endpoint, Prometheus metrics and status pages over a lineage store."),
+    "metrics": ("lineage_auditor.service.cli", "Print (or write) the Prometheus metrics that `serve` exposes at /metrics."),
+    "status": ("lineage_auditor.service.cli",
+               "One screen for all pipelines: last run, recent durations, deadline, findings, cost."),
+    "tokens": ("lineage_auditor.service.cli", "Bearer tokens for `serve` (kept hashed; a token is shown once, when added)."),
     "generate-orders": ("pipelines.sources.cli",
                         "Write a seeded orders CSV (order_id,user_id,order_ts,amount,currency,status)."),
 }
