@@ -14,6 +14,7 @@ trap cleanup EXIT
 
 export LINEAGE_AUDIT_PG_DSN="$(bash scripts/postgres.sh start)"
 export LINEAGE_AUDIT_CHROMIUM="$(bash scripts/chromium.sh)"
+export LINEAGE_AUDIT_PROMETHEUS_BIN="$(bash scripts/prometheus.sh)"
 
 # The Marquez server tests need the io.github.marquezproject:marquez-api artifact, which the
 # package registry reachable here does not serve; they run wherever it resolves

@@ -105,6 +105,16 @@ def _run_metrics(state: MonitorState) -> Iterator[Metric]:
     for (labels, currency), amount in sorted(state.cost.items()):
         cost.add_metric([*labels, currency], amount)
     yield cost
+    failed = GaugeMetricFamily(f"{PREFIX}_last_run_failed", "1 when a pipeline's latest run ended in FAIL or ABORT.",
+                               labels=["pipeline", "team"])
+    last_run = GaugeMetricFamily(f"{PREFIX}_last_run_timestamp_seconds", "Event time of a pipeline's latest final event.",
+                                 labels=["pipeline", "team"])
+    for name, status in sorted(state.pipelines.items()):
+        if status.last_state:
+            failed.add_metric([name, status.team], 1.0 if status.last_state in ("FAIL", "ABORT") else 0.0)
+        if status.last_run_at is not None:
+            last_run.add_metric([name, status.team], status.last_run_at.timestamp())
+    yield from (failed, last_run)
     events = CounterMetricFamily(f"{PREFIX}_events_folded", "Run events folded into these metrics.")
     events.add_metric([], state.events)
     yield events
