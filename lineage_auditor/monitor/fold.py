@@ -132,6 +132,7 @@ class MonitorState:
         self.last_success: dict[Labels, float] = {}
         self.cost: dict[tuple[Labels, str], float] = {}
         self.pipelines: dict[str, PipelineStatus] = {}
+        self.steps: dict[str, set[str]] = {}  # pipeline -> its step names
         self.outputs: dict[str, set[str]] = {}  # pipeline -> names of the datasets its runs wrote
         self.monthly_cost: dict[tuple[str, str], float] = {}  # (pipeline, YYYY-MM) -> amount
         self._runs: dict[str, _Run] = {}
@@ -153,6 +154,8 @@ class MonitorState:
         if run.labels is None or (not run.labels.team and _team(event)):
             run.labels = self._labels(event)
         labels = run.labels
+        if labels.step:
+            self.steps.setdefault(labels.pipeline, set()).add(labels.step)
         self._times(run, event)
         if event.event_type.final:
             self._final(run, labels, event)
