@@ -53,6 +53,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("lineage_auditor.service.cli",
                "One screen for all pipelines: last run, recent durations, deadline, findings, cost."),
     "tokens": ("lineage_auditor.service.cli", "Bearer tokens for `serve` (kept hashed; a token is shown once, when added)."),
+    "policy": ("lineage_auditor.governance.cli",
+               "The governance policy (governance.yml): teams, grants, restricted tags, budgets, costs."),
     "generate-orders": ("pipelines.sources.cli",
                         "Write a seeded orders CSV (order_id,user_id,order_ts,amount,currency,status)."),
 }

@@ -240,3 +240,15 @@ def assert_lineage_has_schema(events: list[dict[str, Any]]) -> None:
                 names = {f["name"] for f in (output["facets"].get("schema") or {}).get("fields") or []}
                 missing = set(lineage["fields"]) - names
                 assert not missing, f"{event['eventType']} {event['job']['name']}: {sorted(missing)} not in the schema"
+
+
+FACETS_DIR = REPO / "pipelines" / "runtime" / "facets"
+
+
+def validate_own_facet(facet: dict[str, Any], name: str) -> None:
+    """Check one of our run facets against its published JSON schema (which builds on the OpenLineage core)."""
+    core = json.loads((spec_dir() / "OpenLineage.json").read_text(encoding="utf-8"))
+    own = json.loads((FACETS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    assert facet["_schemaURL"] == f"{own['$id']}#/$defs/{name}"
+    registry = Registry().with_resources([(core["$id"], Resource.from_contents(core)), (own["$id"], Resource.from_contents(own))])
+    Draft202012Validator({"$ref": facet["_schemaURL"]}, registry=registry, format_checker=FormatChecker()).validate(facet)

@@ -268,6 +268,27 @@ def test_pipeline_specs(data, name, scratch):
         load_spec(path)
 
 
+GOVERNANCE = REPO / "examples" / "governance.yml"
+
+
+@given(data=st.data())
+@FUZZ
+def test_governance_policies(data, scratch):
+    """governance.yml: the loader, its reference checks, and the questions every reader asks of it."""
+    from lineage_auditor.governance import load_policy
+
+    path = scratch / "governance.yml"
+    path.write_bytes(mutation(data, GOVERNANCE.read_bytes(), YAML_TYPES))
+    with only_our_errors("load_policy", path.read_bytes()):
+        policy = load_policy(path)
+        for team in policy.team_names[:3]:
+            policy.can_write(team, "staging.orders").explain()
+            policy.can_read(team, "crm.users", "email", ["pii.email"]).explain()
+            policy.can_run("pat", "daily_revenue", team).explain()
+        policy.can_write_ai_dataset("features.user_activity", (), "0123456789ab").explain()
+        policy.rates("postgres")
+
+
 OPENLINEAGE_YML = b"""transport:
   type: http
   url: http://127.0.0.1:5000

@@ -26,6 +26,9 @@ NEEDED = (
     "pipelines/users_orders/sql/user_orders.sql",
     "pipelines/features/churn_features.sql",
     "pipelines/runtime/facets/DegradedRunFacet.json",
+    "lineage_auditor/governance/policy.schema.json",
+    "pipelines/runtime/facets/RunByRunFacet.json",
+    "pipelines/runtime/facets/CostRunFacet.json",
     "pipelines/fixtures/orders_sample.csv",
 )
 

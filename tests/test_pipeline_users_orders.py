@@ -20,8 +20,6 @@ import psycopg
 import pytest
 import sqlglot
 from click.testing import CliRunner
-from jsonschema import Draft202012Validator, FormatChecker
-from referencing import Registry, Resource
 
 from collectors.store import EmbeddedStore
 from conftest import dsn_for
@@ -35,9 +33,8 @@ from pipelines.sources.orders_csv import generate_orders
 from pipelines.sources.resilience import RetryPolicy
 from pipelines.users_orders.pipeline import run_users_orders
 from pipelines.users_orders.transpile import load_model
-from tests.olspec import assert_lineage_has_schema, spec_dir, validate_events
+from tests.olspec import assert_lineage_has_schema, validate_events, validate_own_facet
 
-FACETS_DIR = Path(__file__).resolve().parents[1] / "pipelines" / "runtime" / "facets"
 
 N_USERS = 200
 PER_PAGE = 50  # the shipped spec's page size: 4 pages
@@ -75,15 +72,6 @@ def run(spec: UsersOrdersSpec, home: Path, target: str, api: MockApiServer, orde
     assert_lineage_has_schema(env.events.events[-summary.events_emitted:])
     return summary, env
 
-
-
-def validate_own_facet(facet: dict[str, Any], name: str) -> None:
-    """Check one of our run facets against its JSON schema (which builds on the OpenLineage core)."""
-    core = json.loads((spec_dir() / "OpenLineage.json").read_text(encoding="utf-8"))
-    own = json.loads((FACETS_DIR / f"{name}.json").read_text(encoding="utf-8"))
-    assert facet["_schemaURL"] == f"{own['$id']}#/$defs/{name}"
-    registry = Registry().with_resources([(core["$id"], Resource.from_contents(core)), (own["$id"], Resource.from_contents(own))])
-    Draft202012Validator({"$ref": facet["_schemaURL"]}, registry=registry, format_checker=FormatChecker()).validate(facet)
 
 
 def rows(env: Environment, table: str) -> list[tuple]:

@@ -158,6 +158,7 @@ class ReportConfig(_Model):
 class AuditConfig(_Model):
     version: Literal[1] = 1
     store: str | None = Field(None, description="lineage store spec, as --store")
+    governance: str | None = Field(None, description="the governance policy (governance.yml), relative to this file")
     baseline: str = DEFAULT_BASELINE
     ai_datasets: list[AIDataset] = Field(default_factory=list)
     tags: list[TagRule] = Field(default_factory=list)

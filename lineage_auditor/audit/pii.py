@@ -17,6 +17,7 @@ from typing import Any
 from lineage_auditor.audit.context import AuditContext
 from lineage_auditor.audit.findings import HIGH, Finding, make_finding
 from lineage_auditor.audit.names import column_rule_matches
+from lineage_auditor.governance.tags import tag_texts
 from lineage_auditor.graph import Hop, LineageGraph
 from lineage_auditor.model import ColumnRef
 
@@ -35,16 +36,6 @@ def sensitive_columns(ctx: AuditContext) -> dict[ColumnRef, list[str]]:
         if keep:
             found[column] = keep
     return found
-
-
-def tag_texts(tag: Any) -> list[str]:
-    """A store tag ``(key, value)`` as the texts a pattern may match: ``key``, ``key.value``."""
-    if isinstance(tag, (tuple, list)) and len(tag) == 2:
-        key, value = str(tag[0]), str(tag[1] or "")
-        if value and value.lower() not in ("true", "yes", "1"):
-            return [key, f"{key}.{value}", value]
-        return [key]
-    return [str(tag)]
 
 
 def run(ctx: AuditContext) -> list[Finding]:

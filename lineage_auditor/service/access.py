@@ -98,11 +98,7 @@ def _unauthorized(detail: str) -> JSONResponse:
 
 def load_policy(path: str) -> PolicyLike:
     """The governance policy at ``path`` (errors name file:line:column)."""
-    from lineage_auditor.errors import ConfigError
+    from lineage_auditor.governance import load_policy as load
 
-    try:
-        from lineage_auditor.governance import load_policy as load  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        raise ConfigError("this lineage-audit has no governance policy support yet", file=path) from None
     policy: PolicyLike = load(path)
     return policy

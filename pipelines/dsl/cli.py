@@ -8,12 +8,22 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import click
 
 from lineage_auditor.errors import ConfigError
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "spec.schema.json"
+
+
+def _governance_options(func):
+    """``--policy`` and ``--config``: where the governance policy (and the tags it needs) come from."""
+    func = click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+                        help="Project config naming the policy (governance:) and tags [default: ./lineage-audit.yml].")(func)
+    func = click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
+                        help="Governance policy to enforce [default: governance: in the project config, else none].")(func)
+    return func
 
 
 @click.group("pipelines")
@@ -33,26 +43,33 @@ def pipelines_group() -> None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--date", "day", help="Render templates for this day (YYYY-MM-DD) [default: yesterday, UTC].")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def validate_command(paths: tuple[Path, ...], day: str | None, fmt: str) -> None:
+@_governance_options
+def validate_command(paths: tuple[Path, ...], day: str | None, fmt: str, policy_path: Path | None,
+                     config_path: Path | None) -> None:
     """Check specs like a compiler: every problem of every spec, each at file:line:col.
 
     PATHS are spec files or folders searched for them [default: the current folder]. Checks the
     grammar, then references: depends_on, load.from, cycles, SQL files (they must parse) and
     that every table a step reads is produced by a step it depends on or listed in sources.
-    One broken spec never hides the problems of another; exit 2 when any is invalid.
+    With a governance policy, every dataset a spec writes and every column it reads is checked
+    against it. One broken spec never hides the problems of another; exit 2 when any is invalid.
     """
+    from pipelines.dsl.governance import check_plan, load_governance
     from pipelines.dsl.loader import SpecErrors, load_specs, spec_files
     from pipelines.dsl.plan import plan_spec
 
     files = spec_files(paths or (Path("."),))
+    gov = load_governance(policy_path, config_path)
     specs, problems = load_specs(files)
     valid = 0  # a spec's problems may sit in another file (its SQL, its defaults): count specs, not files
     for loaded in specs:
         try:
-            plan_spec(loaded, _day(day))
-            valid += 1
+            denied = check_plan(loaded, plan_spec(loaded, _day(day)), gov)
         except SpecErrors as exc:
             problems.extend(exc.problems)
+            continue
+        problems.extend(denied)
+        valid += not denied
     if fmt == "json":
         click.echo(json.dumps({"specs": len(files), "valid": valid, "problems": [p.__dict__ for p in problems]}, indent=2))
     else:
@@ -70,14 +87,30 @@ def validate_command(paths: tuple[Path, ...], day: str | None, fmt: str) -> None
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Where --format html writes the page [default: <pipeline id>-plan.html].")
-def plan_command(spec: Path, day: str | None, params: tuple[str, ...], fmt: str, output: Path | None) -> None:
+@_governance_options
+def plan_command(spec: Path, day: str | None, params: tuple[str, ...], fmt: str, output: Path | None,
+                 policy_path: Path | None, config_path: Path | None) -> None:
     """Show what SPEC will do, before anything runs: steps in order, tables read and written,
     the column lineage every SQL step produces, and the checks (--format html: as the
-    interactive lineage graph)."""
+    interactive lineage graph); then what the governance policy says of it (exit 2 on a denial)."""
+    from pipelines.dsl.governance import ai_fingerprints, check_plan, load_governance
     from pipelines.dsl.loader import load_spec
     from pipelines.dsl.plan import plan_spec
 
-    plan = plan_spec(load_spec(spec), _day(day), _params(params))
+    loaded = load_spec(spec)
+    plan = plan_spec(loaded, _day(day), _params(params))
+    gov = load_governance(policy_path, config_path)
+    denied = check_plan(loaded, plan, gov)
+    fingerprints = ai_fingerprints(loaded, plan, gov)
+    _show_plan(plan, fmt, output, {"policy": gov.policy.file if gov.policy else None, "summary": gov.describe(),
+                                   "ai_datasets": fingerprints, "denials": [p.__dict__ for p in denied]})
+    if denied:
+        for problem in denied:
+            click.echo(str(problem), err=True)
+        raise SystemExit(2)
+
+
+def _show_plan(plan: Any, fmt: str, output: Path | None, governance: dict[str, Any]) -> None:
     if fmt == "html":
         from pipelines.dsl.plan_graph import plan_graph
         from reports.html_graph import write_graph_html
@@ -87,7 +120,7 @@ def plan_command(spec: Path, day: str | None, params: tuple[str, ...], fmt: str,
         click.echo(f"wrote {path}")
         return
     if fmt == "json":
-        click.echo(json.dumps(plan.to_json(), indent=2))
+        click.echo(json.dumps({**plan.to_json(), "governance": governance}, indent=2))
         return
     click.echo(f"{plan.pipeline.id} (team {plan.pipeline.team}) on {plan.day}: {len(plan.steps)} steps")
     for n, step in enumerate(plan.steps, 1):
@@ -103,6 +136,13 @@ def plan_command(spec: Path, day: str | None, params: tuple[str, ...], fmt: str,
                 click.echo(f"         {table}.{name} <- {sources}")
         for check in step.checks:
             click.echo(f"       check  {check}")
+    click.echo(governance["summary"])
+    for table, ai in governance["ai_datasets"].items():
+        click.echo(f"  AI dataset {table}: SQL fingerprint {ai['sql']} (owner {ai['owner']} approves it: "
+                   f"approvals: [{{dataset: {table}, by: {ai['owner'].removeprefix('team:')}, sql: {ai['sql']}}}])")
+    if governance["policy"]:
+        denials = len(governance["denials"])
+        click.echo(f"  {denials} denial{'s' if denials != 1 else ''}")
 
 
 @pipelines_group.command("run")
@@ -114,22 +154,31 @@ def plan_command(spec: Path, day: str | None, params: tuple[str, ...], fmt: str,
 @click.option("--target", help="postgresql://USER[:PASS]@HOST:PORT/DB or duckdb:PATH [default: the spec's, else the local DuckDB].")
 @click.option("--lineage", help="Where lineage goes: embedded[:PATH] | marquez:URL | http:URL | file:PATH | console | none.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--as", "as_user", metavar="USER", help="Run as this user [default: $LINEAGE_AUDIT_USER, else the OS user].")
+@_governance_options
 def run_command(spec: Path, day: str | None, start: str | None, end: str | None, params: tuple[str, ...],
-                target: str | None, lineage: str | None, fmt: str) -> None:
+                target: str | None, lineage: str | None, fmt: str, as_user: str | None, policy_path: Path | None,
+                config_path: Path | None) -> None:
     """Run SPEC locally: steps in dependency order, retries and timeouts from the spec, one
     OpenLineage parent run for the pipeline and a child run per step.
 
-    Exit 0 when every run completed, 1 when a run failed (its FAIL event carries the error).
+    With a governance policy, the run is checked again on its rendered SQL and against who
+    runs it (--as, LINEAGE_AUDIT_USER or the OS user); every run records runBy and team.
+    Exit 0 when every run completed, 1 when a run failed or was denied (its FAIL event says why).
     """
+    from lineage_auditor.governance import resolve_identity
+    from pipelines.dsl.governance import load_governance
     from pipelines.dsl.loader import load_spec
     from pipelines.dsl.runner import run_spec
 
     loaded = load_spec(spec)
     days = _days(day, start, end)
+    gov = load_governance(policy_path, config_path, store=lineage)
+    identity = resolve_identity(as_user)
     summaries = []
     for one in days:
         summary = run_spec(loaded, one, params=_params(params), target=target, lineage=lineage,
-                           progress=lambda text: click.echo(text, err=True))
+                           progress=lambda text: click.echo(text, err=True), governance=gov, identity=identity)
         summaries.append(summary)
         if not summary.ok:
             break  # a backfill stops at the first failed day: later days would build on it

@@ -8,50 +8,28 @@ broken spec never stops the others from loading (:func:`load_specs`).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from lineage_auditor.errors import ConfigError, LineageAuditError
 from lineage_auditor.textfiles import position, read_yaml
-from pipelines.dsl.model import Pipeline
+from lineage_auditor.yamlmodels import Problem, Problems, document_loc, header_wording, problem_at
+from pipelines.dsl.model import API_VERSION, KIND, Pipeline
 
 SPEC_SUFFIXES = (".yml", ".yaml")
 
 
-@dataclass(frozen=True)
-class SpecProblem:
-    """One problem of a spec: where it is, the key path and what is wrong."""
-
-    file: str
-    line: int
-    column: int
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        where = self.file
-        if self.line:
-            where += f":{self.line}" + (f":{self.column}" if self.column else "")
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+#: One problem of a spec: where it is, the key path and what is wrong.
+SpecProblem = Problem
 
 
-class SpecErrors(ConfigError):
+class SpecErrors(Problems):
     """A spec with problems; ``problems`` lists all of them, the message shows the first."""
-
-    def __init__(self, problems: list[SpecProblem]) -> None:
-        first = problems[0]
-        more = len(problems) - 1
-        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        text = f"{first.path}: {first.message}" if first.path else first.message
-        super().__init__(text + suffix, file=first.file, line=first.line, column=first.column)
-        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -144,104 +122,25 @@ def _read(path: Path, referrer: tuple[_Source, str] | None = None) -> _Source:
 
 # ---------------------------------------------------------------------- pydantic errors
 
+ALIASES = {"from_": "from", "api_version": "apiVersion"}
+
 
 def _problem(err: Mapping[str, Any], sources: list[_Source]) -> SpecProblem:
-    loc = _document_loc(tuple(err["loc"]))
+    loc = document_loc(tuple(err["loc"]), ALIASES)
     source = sources[0]
     if loc and len(sources) > 1 and str(loc[0]) not in source.data and str(loc[0]) in sources[1].data:
         source = sources[1]  # the value came from the defaults file
-    kind = err["type"]
-    line, column = position(source.root, loc, at_key=kind == "extra_forbidden")
-    return SpecProblem(str(source.file), line, column, _dotted(loc), _message(err, loc))
+    return problem_at(err, model=Pipeline, root=source.root, file=str(source.file), aliases=ALIASES, wording=_wording)
 
 
-def _document_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Pydantic's location without the names of models it adds (aliases mapped back)."""
-    out: list[Any] = []
-    for part in loc:
-        if part == "from_":
-            part = "from"
-        if part == "api_version":
-            part = "apiVersion"
-        out.append(part)
-    return tuple(out)
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _message(err: Mapping[str, Any], loc: tuple[Any, ...]) -> str:
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        return _unknown_key(loc)
-    if kind == "missing":
-        return "missing (required)"
-    if kind == "enum":
-        return _bad_choice(err)
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    if kind == "string_pattern_mismatch" and loc and loc[-1] == "apiVersion":
-        return f"{err.get('input')!r} is not a supported apiVersion (lineage-audit/v1)"
-    if kind == "string_pattern_mismatch" and loc and loc[-1] == "kind":
-        return f"{err.get('input')!r}: this file is not a Pipeline spec (kind: Pipeline)"
-    if kind == "string_pattern_mismatch" and "schema.table" in str((err.get("ctx") or {}).get("pattern", "")):
-        return f"{err.get('input')!r} is not a table name (schema.table)"
-    if kind == "string_pattern_mismatch" and loc and (loc[-1] in ("id", "from") or "depends_on" in loc):
-        return f"{err.get('input')!r} is not a valid id (lower-case letters, digits and _, starting with a letter)"
-    if kind == "too_short":
-        least = (err.get("ctx") or {}).get("min_length", 1)
-        return f"needs at least {least} item{'s' if least != 1 else ''}"
-    return msg
-
-
-def _bad_choice(err: Mapping[str, Any]) -> str:
+def _wording(err: Mapping[str, Any], loc: tuple[Any, ...]) -> str | None:
+    """A spec's own phrasing of pattern errors (apiVersion, kind, table names, ids)."""
+    header = header_wording(err, loc, kind=KIND, what="a Pipeline spec", api_version=API_VERSION)
+    if header or err["type"] != "string_pattern_mismatch" or not loc:
+        return header
     value = err.get("input")
-    expected = str((err.get("ctx") or {}).get("expected", ""))
-    choices = [c.strip().strip("'") for c in expected.replace(" or ", ", ").split(",") if c.strip()]
-    text = f"{value!r} is not one of {', '.join(choices)}"
-    close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
-    return text + (f" (did you mean {close[0]!r}?)" if close else "")
-
-
-def _unknown_key(loc: tuple[Any, ...]) -> str:
-    key = str(loc[-1])
-    allowed = _allowed_keys(loc[:-1])
-    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]!r}?)" if close else (f" (allowed: {', '.join(allowed)})" if allowed else "")
-    return f"unknown key {key!r}{hint}"
-
-
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    """The keys the model at ``loc`` accepts (aliases as written in specs)."""
-    model: Any = Pipeline
-    keyed = False  # the next part is a key of a mapping (a param's name), not a field
-    for part in loc:
-        if isinstance(part, int) or model is None:
-            continue
-        if keyed:
-            keyed = False
-            continue
-        field = _fields(model).get(str(part))
-        model = _model_of(field.annotation) if field is not None else None
-        keyed = field is not None and getattr(field.annotation, "__origin__", None) is dict
-    return sorted(_fields(model)) if model is not None else []
-
-
-def _fields(model: type[BaseModel]) -> dict[str, Any]:
-    return {(info.alias or name): info for name, info in model.model_fields.items()}
-
-
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    """The pydantic model inside an annotation (``X | None``, ``list[X]``, ``dict[str, X]``)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if isinstance(annotation, type) and issubclass(annotation, Enum):
-        return None
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _model_of(arg)
-        if found is not None:
-            return found
+    if "schema.table" in str((err.get("ctx") or {}).get("pattern", "")):
+        return f"{value!r} is not a table name (schema.table)"
+    if loc[-1] in ("id", "from") or "depends_on" in loc:
+        return f"{value!r} is not a valid id (lower-case letters, digits and _, starting with a letter)"
     return None

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, PlainSerializer, WithJsonSchema, model_validator
 
 from lineage_auditor.durations import parse_duration
+from lineage_auditor.governance.model import Approval
 from pipelines.dsl.columns import check_type
 
 API_VERSION = "lineage-audit/v1"
@@ -123,14 +124,6 @@ class Param(_Spec):
         if self.default is not None:
             coerce_param(self.type, self.default)
         return self
-
-
-class Approval(_Spec):
-    tag: str = Field(min_length=1)
-    by: str = Field(min_length=1)
-    reason: str = Field(min_length=1)
-    ticket: str = ""
-    expires: date | None = None
 
 
 class Output(_Spec):
@@ -374,7 +367,8 @@ class Pipeline(_Spec):
     target_dialect: str = "duckdb"
     sources: list[TableName] = Field(default_factory=list, description="tables read that no step produces")
     outputs: list[Output] = Field(default_factory=list)
-    approvals: list[Approval] = Field(default_factory=list)
+    approvals: list[Approval] = Field(default_factory=list, description="approvals the governance policy asks for: "
+                                                                       "reading restricted tags, writing AI datasets")
     steps: list[Step] = Field(min_length=1)
 
     @model_validator(mode="after")

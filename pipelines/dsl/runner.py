@@ -25,7 +25,9 @@ from sqlglot import expressions as exp
 from lineage_auditor.errors import ConfigError, LineageAuditError, PipelineError
 from lineage_auditor.model import ColumnRef, DatasetLineage, InputField, OutputField
 from lineage_auditor.retry import Deadline, GaveUp, Retryable, RetryPolicy, retry_call
+from lineage_auditor.governance import RUN_BY_FACET, Identity, resolve_identity
 from pipelines.dsl.connectors import ConnectorIO, ConnectorResult
+from pipelines.dsl.governance import Governance, judge_run, run_by_facet
 from pipelines.dsl.listing import JOB_NAMESPACE
 from pipelines.dsl.loader import LoadedSpec
 from lineage_auditor.durations import display_duration
@@ -83,18 +85,28 @@ class _Outcome:
 
 def run_spec(loaded: LoadedSpec, day: date, *, params: Mapping[str, str] | None = None, target: str | None = None,
              lineage: str | None = None, home: str | Path | None = None,
-             progress: Callable[[str], None] = quiet, sleep: Callable[[float], None] = time.sleep) -> RunSummary:
-    """Run one spec for one day; the summary says how it went (a failed step fails the run)."""
+             progress: Callable[[str], None] = quiet, sleep: Callable[[float], None] = time.sleep,
+             governance: Governance | None = None, identity: Identity | None = None) -> RunSummary:
+    """Run one spec for one day; the summary says how it went (a failed step fails the run).
+
+    ``governance`` is the policy in force (None: nothing is enforced), ``identity`` who runs it
+    (default: ``--as``-less resolution, see :func:`resolve_identity`); a run the policy denies
+    fails before any step, its FAIL event saying why.
+    """
     spec = loaded.pipeline
+    gov, who = governance or Governance(None, "none given"), identity or resolve_identity()
     with Environment.open(target or spec.target or None, lineage=lineage, home=home) as env:
         plan = plan_spec(loaded, day, params, namespace=env.target.namespace)
         start = datetime.combine(day, day_time(0), tzinfo=timezone.utc)
         parent = RunContext(env.events, _job(loaded, spec.id, spec.description or f"pipeline {spec.id}", "JOB"),
                             nominal=(start, start + timedelta(days=1)))
+        verdict = judge_run(loaded, plan, gov, who, naming=env.target.dataset)
+        parent.add_run_facet(RUN_BY_FACET, run_by_facet(loaded, who, gov, verdict))  # steps inherit it
         first_event = len(env.events.events)
         steps = {s.id: s for s in spec.steps}
         try:
             with parent:
+                verdict.enforce()
                 for step_plan in plan.steps:
                     progress(f"{spec.id}: {step_plan.id} [{step_plan.kind.value}]")
                     _run_step(loaded, plan, steps[step_plan.id], step_plan, parent, env, sleep)

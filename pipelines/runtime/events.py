@@ -46,6 +46,7 @@ from openlineage.client.facet_v2 import (
 from openlineage.client.serde import Serde
 from openlineage.client.uuid import generate_new_uuid
 
+from lineage_auditor.governance import COST_FACET, RUN_BY_FACET
 from lineage_auditor.scrub import REDACTED, scrub
 from lineage_auditor.facets import PRODUCER, column_lineage_facet
 from lineage_auditor.times import iso
@@ -59,7 +60,9 @@ INTEGRATION = "LINEAGE_AUDIT"
 #: Run facets of our own (not in the OpenLineage spec), by key.
 DEGRADED_FACET = "lineageAudit_degraded"
 STATS_FACET = "lineageAudit_stats"
-CUSTOM_FACETS = (DEGRADED_FACET, STATS_FACET)
+CUSTOM_FACETS = (DEGRADED_FACET, STATS_FACET, RUN_BY_FACET, COST_FACET)
+#: Run facets a step's run takes from its pipeline's run (a step runs as its pipeline runs).
+INHERITED_FACETS = (RUN_BY_FACET,)
 #: Where their JSON schemas live (``pipelines/runtime/facets/`` in the repository).
 FACET_SCHEMAS = f"{PRODUCER}/blob/main/pipelines/runtime/facets"
 
@@ -297,8 +300,10 @@ class RunContext:
         return key in self._run_facets
 
     def child(self, job: JobSpec) -> "RunContext":
-        """A step of this run: same nominal time, ``parent`` facet pointing here."""
-        return RunContext(self.events, job, parent=self)
+        """A step of this run: same nominal time, ``parent`` facet pointing here, the inherited facets."""
+        step = RunContext(self.events, job, parent=self)
+        step._run_facets.update((k, self._run_facets[k]) for k in INHERITED_FACETS if k in self._run_facets)
+        return step
 
     # ---------------------------------------------------------------- lifecycle
 
