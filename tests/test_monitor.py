@@ -89,3 +89,21 @@ def test_textfile_and_status_agree_with_the_events(tmp_path: Path) -> None:
     assert [r["pipeline"] for r in json.loads(only.stdout)["pipelines"]] == ["p2"]
     screen = _cli("status", "--store", f"embedded:{tmp_path / 's.db'}", cwd=tmp_path)
     assert "p1" in screen.stdout and "COMPLETE" in screen.stdout and "FAIL" in screen.stdout
+
+
+def test_team_and_cost_come_from_the_governance_facets() -> None:
+    from datetime import datetime, timezone
+
+    events = pipeline_run(0, pipeline="ledger", team="ignored")
+    for e in events:  # the runner puts runBy on every event of a run
+        e["run"]["facets"]["lineageAudit_runBy"] = {"_producer": "p", "_schemaURL": "s", "runBy": "fred", "team": "finance"}
+    for e in events[2:]:  # and the cost on the final events of the step and the pipeline
+        e["run"]["facets"]["lineageAudit_cost"] = {"_producer": "p", "_schemaURL": "s", "wallSeconds": 1, "cpuSeconds": 1,
+                                                   "engine": "duckdb", "measuredBy": "none", "amount": 0.25, "currency": "USD"}
+    state = MonitorState()
+    state.fold(from_openlineage(e) for e in events)
+    assert {labels.team for labels, _ in state.cost} == {"finance"}
+    assert sum(state.cost.values()) == 0.5
+    assert state.month_cost("ledger", datetime(2024, 5, 20, tzinfo=timezone.utc)) == 0.5
+    text = render(state, Extras()).decode()
+    assert 'lineage_audit_cost_total{currency="USD",pipeline="ledger",step="",team="finance"} 0.25' in text

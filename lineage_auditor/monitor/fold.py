@@ -10,7 +10,7 @@ expose the same numbers.
 Pure: no I/O, no clock. Labels follow the OpenLineage events: a run with a ``parent`` facet
 is a step of the parent's job (``pipeline``), its ``step`` the job name without the
 pipeline's prefix (``users_orders.load`` -> ``load``); a run without one is the pipeline
-itself (``step=""``). ``team`` is the run's ``lineageAudit_governance`` facet's team when
+itself (``step=""``). ``team`` is the run's ``lineageAudit_runBy`` facet's team when
 present, else the job's ``team:NAME`` owner.
 """
 
@@ -30,7 +30,7 @@ from lineage_auditor.times import try_parse_time
 DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0)
 LATENCY_BUCKETS = (1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0, 172800.0)
 HISTORY = 10  # durations kept per pipeline for the status screen's sparkline
-GOVERNANCE_FACET = "lineageAudit_governance"
+GOVERNANCE_FACET = "lineageAudit_runBy"  # lineage_auditor.governance.RUN_BY_FACET: runBy, team
 STATS_FACET = "lineageAudit_stats"
 COST_FACET = "lineageAudit_cost"
 SOURCE_STEP = re.compile(r"^(extract|gate) step\b")
