@@ -119,7 +119,7 @@ def lineage_group() -> None:
 @click.option("--downstream", "direction", flag_value="downstream", help="Only what DATASET feeds.")
 @click.option("--column", "-c", default=None, help="Follow one column instead of the whole dataset.")
 @click.option("--depth", type=click.IntRange(min=1), default=None, help="Stop after N hops (jobs crossed). Default: no limit.")
-@click.option("--store", "store", metavar="SPEC", default=None, help="Store to read: embedded[:PATH] | marquez:URL | file:PATH. Default: the configured lineage target.")
+@click.option("--store", "store", metavar="SPEC", default=None, help="Store to read: embedded[:PATH] | postgresql://HOST:PORT/DB | marquez:URL | file:PATH. Default: the configured lineage target.")
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True, help="Output format.")
 def show_command(
     dataset: str, direction: str | None, column: str | None, depth: int | None, store: str | None, fmt: str
@@ -139,12 +139,12 @@ def show_command(
       lineage-audit lineage show staging.orders --downstream --depth 1 --format json
       lineage-audit lineage show user_orders --store marquez:http://127.0.0.1:5000
     """
-    from collectors.sources import SkippedEvents, describe_source, open_embedded, read_events
+    from collectors.sources import SkippedEvents, describe_source, open_indexed_store, read_events
     from lineage_auditor.events import run_events
     from lineage_auditor.graph import LineageGraph
 
     skipped = SkippedEvents()
-    embedded = open_embedded(store)
+    embedded = open_indexed_store(store)
     if embedded is not None:  # the current graph is each job's latest run: read only those
         with embedded:
             graph = LineageGraph.from_events(run_events(embedded.latest_run_events(), skipped), skipped)

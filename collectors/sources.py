@@ -19,8 +19,8 @@ from typing import Any
 
 from collectors.emit.config import resolve_transport_config
 from collectors.openlineage_json import iter_located_events
-from collectors.store.address import READABLE, StoreKind, describe, parse_address, store_path
-from collectors.store.sqlite import EmbeddedStore
+from collectors.store import IndexedStore, open_indexed
+from collectors.store.address import INDEXED, READABLE, StoreKind, describe, parse_address, store_path
 from lineage_auditor.errors import EventError, StoreError, StoreNotFound
 from lineage_auditor.events import RunEvent, from_openlineage, is_static_event, run_events, sort_events
 from lineage_auditor.graph import LineageGraph
@@ -56,19 +56,18 @@ def describe_source(spec: str | None) -> str:
     return describe(store_config(spec))
 
 
-def open_embedded(spec: str | None = None) -> EmbeddedStore | None:
-    """The embedded store a spec (or the configuration) names, or None for other stores.
+def open_indexed_store(spec: str | None = None) -> IndexedStore | None:
+    """The indexed store (embedded or PostgreSQL) a spec (or the configuration) names, or None.
 
-    Callers use it for queries only the embedded store can answer (latest runs, runs
-    touching given datasets) and fall back to :func:`read_events` for the others.
+    Callers use it for queries only an indexed store can answer (latest runs, runs touching
+    given datasets) and fall back to :func:`read_events` for the others.
     """
     config = store_config(spec)
-    if config["type"] != StoreKind.EMBEDDED:
+    if config["type"] not in INDEXED:
         return None
-    path = store_path(config)
-    if not path.exists():
-        raise StoreNotFound("no embedded lineage store here yet (run a pipeline first)", file=str(path))
-    return EmbeddedStore(path, create=False)
+    if config["type"] == StoreKind.EMBEDDED and not store_path(config).exists():
+        raise StoreNotFound("no embedded lineage store here yet (run a pipeline first)", file=str(store_path(config)))
+    return open_indexed(config, create=False)
 
 
 def _located(skipped: SkippedEvents | None, where: str) -> Callable[[EventError], None] | None:
@@ -84,11 +83,12 @@ def read_events(spec: str | None = None, skipped: SkippedEvents | None = None) -
     kind = config["type"]
     if kind not in READABLE:
         raise StoreError(f"lineage written to {kind!r} cannot be read back; name a store with --store")
-    if kind == StoreKind.EMBEDDED:
-        store = open_embedded(spec)
+    if kind in INDEXED:
+        store = open_indexed_store(spec)
         assert store is not None
         with store:
-            yield from run_events(store.events(), _located(skipped, str(store.path)))
+            where = str(store_path(config)) if kind == StoreKind.EMBEDDED else store.describe()
+            yield from run_events(store.events(), _located(skipped, where))
         return
     if kind == StoreKind.FILE:
         yield from sort_events(_file_events(store_path(config), skipped))
@@ -101,7 +101,7 @@ def latest_graph(spec: str | None = None) -> LineageGraph:
 
     Events that are not valid OpenLineage are passed over: the graph is what can be known.
     """
-    store = open_embedded(spec)
+    store = open_indexed_store(spec)
     if store is None:
         return LineageGraph.from_events(read_events(spec, SkippedEvents()))
     with store:

@@ -39,7 +39,7 @@ def _load(store: str | None, config: AuditConfig, dataset: str | None = None) ->
     """
     from rich.console import Console
 
-    from collectors.sources import SkippedEvents, describe_source, open_embedded, read_events
+    from collectors.sources import SkippedEvents, describe_source, open_indexed_store, read_events
     from lineage_auditor.audit.runner import load_scoped
     from lineage_auditor.audit.view import load_lineage
 
@@ -47,7 +47,7 @@ def _load(store: str | None, config: AuditConfig, dataset: str | None = None) ->
     console = Console(stderr=True)
     skipped = SkippedEvents()
     with console.status(f"reading lineage from {describe_source(spec)}", spinner="dots"):
-        embedded = open_embedded(spec)
+        embedded = open_indexed_store(spec)
         if embedded is None:
             graph, view, count = load_lineage(read_events(spec, skipped), skipped)
         else:

@@ -16,6 +16,7 @@ export LINEAGE_AUDIT_PG_DSN="$(bash scripts/postgres.sh start)"
 # Apache Airflow 3 and its OpenLineage provider for the Airflow stage (tests/test_airflow.py).
 bash scripts/airflow.sh
 export LINEAGE_AUDIT_CHROMIUM="$(bash scripts/chromium.sh)"
+export LINEAGE_AUDIT_PROMETHEUS_BIN="$(bash scripts/prometheus.sh)"
 
 # The Marquez server tests need the io.github.marquezproject:marquez-api artifact, which the
 # package registry reachable here does not serve; they run wherever it resolves

@@ -15,9 +15,12 @@ import networkx as nx
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("lineage_auditor", "collectors", "pipelines", "reports")
+# Composition roots: the CLI modules, and the service's app and wiring (lineage-audit serve,
+# metrics, status), which wire store, audit, reports and specs together as the CLI does.
 CLI_MODULES = {"lineage_auditor.cli", "lineage_auditor.cli_audit", "collectors.cli", "collectors.marquez.cli",
                "pipelines.cli", "pipelines.dsl.cli", "pipelines.sources.cli", "pipelines.demo",
-               "lineage_auditor.governance.cli"}
+               "lineage_auditor.governance.cli", "lineage_auditor.service.cli", "lineage_auditor.service.app",
+               "lineage_auditor.service.wiring"}
 
 
 def _module_name(path: Path) -> str:

@@ -25,7 +25,10 @@ def test_forms_of_an_address():
     assert parse_address("http:https://h/api/v1/lineage") == {"type": "http", "url": "https://h/api/v1/lineage"}
     assert parse_address("file:out.ndjson") == {"type": "file", "log_file_path": "out.ndjson"}
     assert parse_address("none") == {"type": "none"}
-    for bad in ("kafka:broker", "marquez", "marquez://", "marquez:127.0.0.1:5000", "file:", "console:x", "embeded"):
+    assert parse_address("postgresql://la@db:5432/lineage") == {"type": "postgresql", "dsn": "postgresql://la@db:5432/lineage"}
+    assert parse_address("postgres://db/lineage")["type"] == "postgresql"
+    for bad in ("kafka:broker", "marquez", "marquez://", "marquez:127.0.0.1:5000", "file:", "console:x", "embeded",
+                "postgresql:///lineage", "postgresql://db:port/x"):
         with pytest.raises(ConfigError):
             parse_address(bad)
 
@@ -33,6 +36,7 @@ def test_forms_of_an_address():
 def test_descriptions_never_show_a_password():
     assert describe_source("marquez:http://user:s3cret@127.0.0.1:5000") == "marquez:http://user:***@127.0.0.1:5000"
     assert "s3cret" not in describe_source("marquez://user:s3cret@127.0.0.1:5000")
+    assert describe_source("postgresql://la:s3cret@db:5432/lineage") == "postgresql://la:***@db:5432/lineage"
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -2,7 +2,7 @@
 
 One set of events, with what real deliveries look like (mixed UTC offsets, out-of-order
 arrival, a re-sent duplicate, a run that fails after another run of its job completed), is
-written to the embedded store, to an NDJSON file, and POSTed to a local HTTP server that
+written to the embedded store, to the PostgreSQL store (real server), to an NDJSON file, and POSTed to a local HTTP server that
 answers like Marquez's events API (every POST kept, paged by limit/offset). The graph,
 the latest runs, the schema versions and the audit's findings must be identical.
 """
@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from collectors.sources import read_events
-from collectors.store import EmbeddedStore
+from collectors.store import EmbeddedStore, open_indexed
 from lineage_auditor.audit.view import load_lineage
 from lineage_auditor.cli import _register, cli
 from lineage_auditor.model import DatasetRef
@@ -121,12 +121,15 @@ def _t(value: str | None) -> datetime:
 
 
 @pytest.fixture
-def stores(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """The three stores, each holding the deliveries, by address."""
+def stores(tmp_path: Path, pg_dsn: str) -> Iterator[dict[str, str]]:
+    """The four stores, each holding the deliveries, by address."""
     arrived = _deliveries()
     with EmbeddedStore(tmp_path / "lineage.db") as store:
         for event in arrived:
             store.add_event(event)
+    with open_indexed(pg_dsn) as pg:  # one database per module: a second test's writes are re-sends
+        for event in arrived:
+            pg.add_event(event)
     (tmp_path / "events.ndjson").write_text("".join(json.dumps(e) + "\n" for e in arrived))
     MarquezShaped.stored = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), MarquezShaped)
@@ -140,7 +143,7 @@ def stores(tmp_path: Path) -> Iterator[dict[str, str]]:
             assert http.post("/api/v1/lineage", json=event).status_code == 201
     try:
         yield {"embedded": f"embedded:{tmp_path / 'lineage.db'}", "file": f"file:{tmp_path / 'events.ndjson'}",
-               "marquez": f"marquez:{url}"}
+               "marquez": f"marquez:{url}", "postgresql": pg_dsn}
     finally:
         server.shutdown()
         server.server_close()
@@ -164,6 +167,7 @@ def test_every_store_gives_the_same_graph_runs_and_versions(stores: dict[str, st
     answers = {kind: _answers(address) for kind, address in stores.items()}
     assert answers["file"] == answers["embedded"]
     assert answers["marquez"] == answers["embedded"]
+    assert answers["postgresql"] == answers["embedded"]
     got = answers["embedded"]
     assert got["count"] == 8, "the re-sent duplicate counts once"
     latest = got["latest"]
@@ -196,7 +200,7 @@ def test_every_store_gives_the_same_findings_and_column_b_was_added(stores: dict
     config.write_text(CONFIG)
     findings = {kind: [(f["id"], f["severity"], f["title"]) for f in _audit(address, config)["findings"]]
                 for kind, address in stores.items()}
-    assert findings["file"] == findings["embedded"] == findings["marquez"]
+    assert findings["file"] == findings["embedded"] == findings["marquez"] == findings["postgresql"]
     titles = [title for _, _, title in findings["embedded"]]
     assert any("b added" in t for t in titles), titles
     assert not any("removed" in t for t in titles), titles

@@ -29,6 +29,7 @@ from collectors.emit.transports import (
     FileTransport,
     HttpTransport,
     NoopTransport,
+    PostgresTransport,
     Transport,
 )
 from collectors.store.address import (
@@ -134,6 +135,8 @@ def transport_from_config(config: dict[str, Any], *, home: str | os.PathLike[str
     kind = str(config.get("type", "")).lower()
     if kind == "embedded":
         return EmbeddedTransport(config.get("path") or default_store_path(home))
+    if kind == "postgresql":
+        return PostgresTransport(config)
     if kind in ("http", "marquez"):
         if not config.get("url"):
             raise LineageAuditError(f"the {kind} transport needs a url")

@@ -22,7 +22,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from lineage_auditor.retry import (Deadline, GaveUp, Retryable, RetryPolicy, parse_retry_after, retry_call,
                                    retryable_reason, retryable_status)
 from lineage_auditor.scrub import scrub_text, scrub_url
-from collectors.store.sqlite import EmbeddedStore
+from collectors.store import open_indexed
+from collectors.store.address import describe as describe_address
 from lineage_auditor.errors import DeliveryError as BaseDeliveryError
 from lineage_auditor.errors import ConfigError, EventError, LineageAuditError
 from collectors.openlineage_json import append_ndjson, dumps_event
@@ -62,38 +63,54 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-class EmbeddedTransport:
-    """Writes into the embedded SQLite store (opened on first use)."""
+class StoreTransport:
+    """Writes into an indexed lineage store (embedded SQLite or PostgreSQL), opened on first use."""
 
-    kind = "embedded"
+    kind = "store"
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
         self._store: Any = None
         self._lock = threading.Lock()
 
     def _open(self) -> Any:
         with self._lock:
             if self._store is None:
-                self._store = EmbeddedStore(self.path)
+                self._store = open_indexed(self.config)
             return self._store
 
     def send(self, event: dict[str, Any], *, redelivery: bool = False) -> None:
         try:
             self._open().add_event(event)
         except EventError as exc:  # sending it again cannot help: set it aside with the reason
-            raise DeliveryError(f"event rejected by the embedded store: {exc}", retryable=False) from exc
-        except Exception as exc:  # a locked or broken database file: keep the event for later
-            raise DeliveryError(f"embedded store {self.path}: {exc}") from exc
+            raise DeliveryError(f"event rejected by the {self.kind} store: {exc}", retryable=False) from exc
+        except Exception as exc:  # a locked or broken database, a server that is down: keep the event for later
+            raise DeliveryError(f"{self.describe()}: {exc}") from exc
 
     def describe(self) -> str:
-        return f"embedded:{self.path}"
+        return describe_address(self.config)
 
     def close(self) -> None:
         with self._lock:
             if self._store is not None:
                 self._store.close()
                 self._store = None
+
+
+class EmbeddedTransport(StoreTransport):
+    """Writes into the embedded SQLite store at ``path``."""
+
+    kind = "embedded"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        super().__init__({"type": "embedded", "path": str(self.path)})
+
+
+class PostgresTransport(StoreTransport):
+    """Writes into the PostgreSQL store a ``postgresql://`` DSN names."""
+
+    kind = "postgresql"
 
 
 class HttpTransport:

@@ -157,8 +157,8 @@ def _follow(path: Path) -> None:
 
 
 @click.command("collect")
-@click.option("--from", "source", required=True, help="Store to read: marquez://HOST:PORT, marquez:URL, embedded[:PATH] or file:PATH.")
-@click.option("--to", "target", required=True, help="Store to write: marquez://HOST:PORT, marquez:URL, embedded[:PATH] or file:PATH.ndjson.")
+@click.option("--from", "source", required=True, help="Store to read: marquez://HOST:PORT, marquez:URL, embedded[:PATH], postgresql://HOST:PORT/DB or file:PATH.")
+@click.option("--to", "target", required=True, help="Store to write: marquez://HOST:PORT, marquez:URL, embedded[:PATH], postgresql://HOST:PORT/DB or file:PATH.ndjson.")
 @FORMAT
 def collect(source: str, target: str, fmt: str) -> None:
     """Copy OpenLineage events from one lineage store to another.
@@ -171,6 +171,7 @@ def collect(source: str, target: str, fmt: str) -> None:
       lineage-audit collect --from embedded --to marquez://127.0.0.1:5000
       lineage-audit collect --from marquez://127.0.0.1:5000 --to embedded:backup.db --format json
       lineage-audit collect --from file:events.ndjson --to embedded
+      lineage-audit collect --from embedded --to postgresql://lineage@db:5432/lineage
     """
     from collectors.marquez.collect import close_store, copy_events, open_store
 

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 from collectors.marquez.client import MarquezClient, event_key
 from collectors.openlineage_json import NDJSON_SUFFIXES, append_ndjson, iter_events
-from collectors.store.address import StoreKind, parse_address, store_path
-from collectors.store.sqlite import EmbeddedStore
+from collectors.store import open_indexed
+from collectors.store.address import INDEXED, StoreKind, parse_address, store_path
 from lineage_auditor.errors import StoreError
 from lineage_auditor.events import from_openlineage
 from lineage_auditor.scrub import scrub_url
@@ -74,14 +74,14 @@ def open_store(uri: str, *, must_exist: bool = False) -> EventStore:
     kind = config["type"]
     if kind == StoreKind.MARQUEZ:
         return MarquezClient(config["url"])
-    if kind == StoreKind.EMBEDDED:
-        return EmbeddedStore(store_path(config), create=not must_exist)
+    if kind in INDEXED:
+        return open_indexed(config, create=not must_exist)
     if kind == StoreKind.FILE:
         path = store_path(config)
         if path.suffix not in NDJSON_SUFFIXES and not (must_exist and path.exists()):
             raise StoreError("events are copied into NDJSON files (.ndjson or .jsonl)", file=str(path))
         return FileEventStore(path, must_exist=must_exist)
-    raise StoreError(f"{scrub_url(uri)!r} cannot be copied from or to; use marquez://HOST:PORT, embedded[:PATH] or file:PATH")
+    raise StoreError(f"{scrub_url(uri)!r} cannot be copied from or to; use marquez://HOST:PORT, embedded[:PATH], postgresql://HOST:PORT/DB or file:PATH")
 
 
 def copy_events(

@@ -4,6 +4,8 @@ Every option that names a store (``--lineage``, ``--store``, ``--from``, ``--to`
 through :func:`parse_address`, so the same text means the same store everywhere:
 
 * ``embedded`` or ``embedded:PATH``: the SQLite store (default ``$LINEAGE_AUDIT_HOME/lineage.db``);
+* ``postgresql://USER@HOST:PORT/DB`` (or ``postgres://``): the same store in PostgreSQL, for a
+  service with several replicas (the DSN's password never reaches a message);
 * ``marquez:URL``, ``marquez://HOST:PORT[/PATH]`` or a bare ``http(s)://`` URL: a Marquez server;
 * ``http:URL``: any OpenLineage HTTP endpoint (write only);
 * ``file:PATH``: NDJSON/JSON event files, or a folder of them;
@@ -32,6 +34,7 @@ SPOOL_DIR = "spool"
 
 class StoreKind(StrEnum):
     EMBEDDED = "embedded"
+    POSTGRESQL = "postgresql"
     MARQUEZ = "marquez"
     HTTP = "http"
     FILE = "file"
@@ -40,8 +43,10 @@ class StoreKind(StrEnum):
 
 
 KINDS = tuple(k.value for k in StoreKind)
-SPEC_HELP = "embedded[:PATH] | marquez:URL | marquez://HOST:PORT | http:URL | file:PATH | console | none"
-READABLE = (StoreKind.EMBEDDED, StoreKind.MARQUEZ, StoreKind.FILE)
+SPEC_HELP = "embedded[:PATH] | postgresql://HOST:PORT/DB | marquez:URL | marquez://HOST:PORT | http:URL | file:PATH | console | none"
+READABLE = (StoreKind.EMBEDDED, StoreKind.POSTGRESQL, StoreKind.MARQUEZ, StoreKind.FILE)
+#: Stores with an event index (latest runs, runs touching datasets, incremental reads).
+INDEXED = (StoreKind.EMBEDDED, StoreKind.POSTGRESQL)
 
 
 def lineage_home(home: str | os.PathLike[str] | None = None) -> Path:
@@ -60,6 +65,11 @@ def default_spool_dir(home: str | os.PathLike[str] | None = None) -> Path:
 def parse_address(text: str) -> dict[str, Any]:
     """A store address as a transport config dict; ConfigError for anything else."""
     spec = text.strip()
+    if spec.startswith(("postgresql://", "postgres://")):
+        parts = _split(spec, text)
+        if not parts.hostname and "host=" not in parts.query:
+            raise ConfigError(f"store address {scrub_url(text)!r} needs a host: postgresql://USER@HOST:PORT/DATABASE")
+        return {"type": StoreKind.POSTGRESQL.value, "dsn": spec}
     if spec.startswith(("http://", "https://")):
         return {"type": StoreKind.MARQUEZ.value, "url": _url(spec, spec)}
     if spec.startswith("marquez://"):
@@ -116,6 +126,8 @@ def describe(config: dict[str, Any]) -> str:
     kind = config["type"]
     if kind in (StoreKind.EMBEDDED, StoreKind.FILE):
         return f"{kind}:{store_path(config)}"
+    if kind == StoreKind.POSTGRESQL:
+        return scrub_url(str(config["dsn"]))
     if config.get("url"):
         return f"{kind}:{scrub_url(str(config['url']))}"
     return str(kind)

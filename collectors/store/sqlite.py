@@ -14,24 +14,27 @@ model, so every store gives the same answers. The index only answers which runs 
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from collectors.openlineage_json import event_identity
+from collectors.store.rows import dataset_rows, event_row
 from collectors.store.schema import DDL, OLD_VIEW_TABLES, SCHEMA_VERSION
 from lineage_auditor.errors import EventError, StoreError, StoreNotFound
 from lineage_auditor.events import RunEvent, from_openlineage, is_static_event
 from lineage_auditor.times import time_key
+
+#: Where an incremental reader is (the same shape as the PostgreSQL store's): (0, last row id).
+Cursor = tuple[int, int]
+START: Cursor = (0, 0)
 
 BUSY_TIMEOUT_S = 60.0
 BATCH = 500
@@ -135,34 +138,16 @@ class EmbeddedStore:
     # -- writing ----------------------------------------------------------------------------
 
     def _insert(self, conn: sqlite3.Connection, raw: Any) -> bool:
-        if is_static_event(raw):
-            event, (run_id, event_type, raw_time) = None, event_identity(raw)
-            try:
-                when = time_key(raw_time)
-            except ValueError:
-                raise EventError(f"eventTime: not an ISO 8601 date-time: {raw_time[:60]!r}") from None
-            job_ns = job_name = None
-        else:
-            event = from_openlineage(raw)
-            run_id, event_type, when = event.identity
-            job_ns, job_name = event.job.namespace, event.job.name
+        row = event_row(raw)
         cursor = conn.execute(
             "INSERT OR IGNORE INTO events (run_id, event_type, event_time, job_namespace, job_name, payload, added_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                run_id,
-                event_type,
-                when,
-                job_ns,
-                job_name,
-                json.dumps(raw, ensure_ascii=False, separators=(",", ":"), default=str),
-                time_key(datetime.now(timezone.utc)),
-            ),
+            row.values(),
         )
         if cursor.rowcount == 0:
             return False
-        if event is not None:
-            _index(conn, event)
+        if row.event is not None:
+            _index(conn, row.event)
         return True
 
     def add_event(self, event: dict[str, Any]) -> bool:
@@ -276,6 +261,20 @@ class EmbeddedStore:
             params,
         )
 
+    def events_after(self, cursor: Cursor = START, limit: int = 5000) -> tuple[list[dict[str, Any]], Cursor]:
+        """Events stored after ``cursor`` in arrival order, and the cursor to ask with next.
+
+        Writers take the database in turn (``BEGIN IMMEDIATE``), so row ids commit in order
+        and a reader that moved past an id never misses a row committed later.
+        """
+        rows = self._rows(f"SELECT id, payload FROM events WHERE id > ? ORDER BY id LIMIT {int(limit)}", [cursor[1]])
+        if not rows:
+            return [], cursor
+        return [self._decode(row["payload"], row["id"]) for row in rows], (0, int(rows[-1]["id"]))
+
+    def describe(self) -> str:
+        return f"embedded:{self.path}"
+
     def _payloads(self, sql: str, params: Iterable[Any] = ()) -> Iterator[dict[str, Any]]:
         for row in self._rows(sql, params):
             yield self._decode(row[0], row[1])
@@ -314,7 +313,7 @@ def _index(conn: sqlite3.Connection, event: RunEvent) -> None:
     )
     conn.executemany(
         "INSERT OR IGNORE INTO run_dataset_index (run_id, role, namespace, name) VALUES (?, ?, ?, ?)",
-        [(event.run_id, role, ds.ref.namespace, ds.ref.name) for role, ds in event.datasets()],
+        dataset_rows(event),
     )
 
 

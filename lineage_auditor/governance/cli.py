@@ -80,13 +80,13 @@ def schema_command(write: bool) -> None:
 
 def read_cost_records(store: str | None, policy: Any, since: date | None) -> tuple[list[Any], Any]:
     """Step costs in the store from ``since`` on (event time), priced by ``policy`` where unpriced; and what was skipped."""
-    from collectors.sources import SkippedEvents, open_embedded, read_events
+    from collectors.sources import SkippedEvents, open_indexed_store, read_events
     from lineage_auditor.events import run_events
     from lineage_auditor.governance.costs import cost_records
 
     skipped = SkippedEvents()
     start = datetime.combine(since, time(0), tzinfo=timezone.utc) if since else None
-    embedded = open_embedded(store)
+    embedded = open_indexed_store(store)
     if embedded is None:
         events = [e for e in read_events(store, skipped) if start is None or e.time >= start]
     else:

@@ -1,0 +1,58 @@
+"""What a store writes for one event: the same validation and identity in every store.
+
+Both stores (SQLite and PostgreSQL) call :func:`event_row` at their door, so an event is
+accepted or refused, and identified (run id + event type + event time), the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from collectors.openlineage_json import event_identity
+from lineage_auditor.errors import EventError
+from lineage_auditor.events import RunEvent, from_openlineage, is_static_event
+from lineage_auditor.times import time_key
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One event as a row of the ``events`` table; ``event`` is None for a static event."""
+
+    event: RunEvent | None
+    run_id: str
+    event_type: str
+    event_time: str
+    job_namespace: str | None
+    job_name: str | None
+    payload: str
+    added_at: str
+
+    def values(self) -> tuple[Any, ...]:
+        return (self.run_id, self.event_type, self.event_time, self.job_namespace, self.job_name, self.payload,
+                self.added_at)
+
+
+def event_row(raw: Any) -> EventRow:
+    """Validate ``raw`` (the one event model) and build its row; EventError names what is wrong."""
+    if is_static_event(raw):
+        run_id, event_type, raw_time = event_identity(raw)
+        try:
+            when = time_key(raw_time)
+        except ValueError:
+            raise EventError(f"eventTime: not an ISO 8601 date-time: {raw_time[:60]!r}") from None
+        event, job_ns, job_name = None, None, None
+    else:
+        event = from_openlineage(raw)
+        run_id, event_type, when = event.identity
+        job_ns, job_name = event.job.namespace, event.job.name
+    return EventRow(event, run_id, event_type, when, job_ns, job_name,
+                    json.dumps(raw, ensure_ascii=False, separators=(",", ":"), default=str),
+                    time_key(datetime.now(timezone.utc)))
+
+
+def dataset_rows(event: RunEvent) -> list[tuple[str, str, str, str]]:
+    """The run-dataset index rows of one event: (run id, role, namespace, name)."""
+    return sorted({(event.run_id, role, ds.ref.namespace, ds.ref.name) for role, ds in event.datasets()})

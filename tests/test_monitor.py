@@ -1,0 +1,109 @@
+"""Metrics folded from events: order-free, incremental, and the same through every command."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from collectors.store import EmbeddedStore
+from collectors.store.follow import StoreFollower
+from lineage_auditor.events import from_openlineage
+from lineage_auditor.monitor.exposition import Extras, render
+from lineage_auditor.monitor.fold import MonitorState, error_kind
+from service_helpers import REPO, pipeline_run
+
+
+def _events() -> list[dict]:
+    out = []
+    for i in range(40):
+        out += pipeline_run(i, pipeline=f"p{i % 3}", team=f"t{i % 3}", failed=i % 7 == 0 or i == 39)
+    return out
+
+
+def _exposition(events: list[dict]) -> bytes:
+    state = MonitorState()
+    state.fold(from_openlineage(e) for e in events)
+    return render(state, Extras())
+
+
+def test_any_arrival_order_gives_the_same_metrics() -> None:
+    events = _events()
+    shuffled = events[:]
+    random.Random(5).shuffle(shuffled)
+    assert _exposition(shuffled) == _exposition(events)
+
+
+def test_a_refresh_folds_only_what_arrived_since_the_last(tmp_path: Path) -> None:
+    events = _events()
+    with EmbeddedStore(tmp_path / "s.db") as store:
+        store.add_events(events[:100])
+        follower = StoreFollower(store)
+        assert follower.refresh() == 100
+        assert follower.refresh() == 0, "nothing new, nothing folded"
+        store.add_events(events[100:])
+        store.add_events(events[:10])  # re-sends: not new rows
+        assert follower.refresh() == len(events) - 100
+        assert render(follower.state, Extras()) == _exposition(events)
+
+
+def test_source_errors_are_told_apart_by_kind() -> None:
+    assert error_kind("users API did not answer within 5s") == "timeout"
+    assert error_kind("GET /users answered HTTP 503 after 3 attempts") == "server_error"
+    assert error_kind("HTTP 429 Too Many Requests") == "rate_limited"
+    assert error_kind("connection refused") == "connection"
+    assert error_kind("something else") == "other"
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lineage_auditor.cli", *args], capture_output=True, text=True,
+                          timeout=120, cwd=cwd, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO),
+                                                      "LINEAGE_AUDIT_HOME": str(cwd / ".lineage")})
+
+
+def test_textfile_and_status_agree_with_the_events(tmp_path: Path) -> None:
+    events = _events()
+    with EmbeddedStore(tmp_path / "s.db") as store:
+        store.add_events(events)
+    done = _cli("metrics", "--store", f"embedded:{tmp_path / 's.db'}", "--textfile", str(tmp_path / "prom" / "la.prom"),
+                cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "prom" / "la.prom").read_text()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    fails = sum(s.value for s in families["lineage_audit_runs"].samples if s.labels["state"] == "FAIL" and not s.labels["step"])
+    assert fails == sum(1 for i in range(40) if i % 7 == 0 or i == 39)
+    assert [s.value for s in families["lineage_audit_spool_depth"].samples] == [0]
+
+    status = _cli("status", "--store", f"embedded:{tmp_path / 's.db'}", "--format", "json", cwd=tmp_path)
+    assert status.returncode == 1, "p0's last run (i=39) failed: status exits 1"
+    rows = {r["pipeline"]: r for r in json.loads(status.stdout)["pipelines"]}
+    assert set(rows) == {"p0", "p1", "p2"}
+    assert rows["p0"]["last_state"] == "FAIL" and rows["p0"]["last_error"] == "load failed: connection refused"
+    assert rows["p1"]["last_state"] == "COMPLETE" and rows["p1"]["team"] == "t1"
+    assert len(rows["p1"]["durations_s"]) == 10 and set(rows["p1"]["durations_s"]) == {20.0}
+    only = _cli("status", "--store", f"embedded:{tmp_path / 's.db'}", "--team", "t2", "--format", "json", cwd=tmp_path)
+    assert [r["pipeline"] for r in json.loads(only.stdout)["pipelines"]] == ["p2"]
+    screen = _cli("status", "--store", f"embedded:{tmp_path / 's.db'}", cwd=tmp_path)
+    assert "p1" in screen.stdout and "COMPLETE" in screen.stdout and "FAIL" in screen.stdout
+
+
+def test_team_and_cost_come_from_the_governance_facets() -> None:
+    from datetime import datetime, timezone
+
+    events = pipeline_run(0, pipeline="ledger", team="ignored")
+    for e in events:  # the runner puts runBy on every event of a run
+        e["run"]["facets"]["lineageAudit_runBy"] = {"_producer": "p", "_schemaURL": "s", "runBy": "fred", "team": "finance"}
+    for e in events[2:]:  # and the cost on the final events of the step and the pipeline
+        e["run"]["facets"]["lineageAudit_cost"] = {"_producer": "p", "_schemaURL": "s", "wallSeconds": 1, "cpuSeconds": 1,
+                                                   "engine": "duckdb", "measuredBy": "none", "amount": 0.25, "currency": "USD"}
+    state = MonitorState()
+    state.fold(from_openlineage(e) for e in events)
+    assert {labels.team for labels, _ in state.cost} == {"finance"}
+    assert sum(state.cost.values()) == 0.5
+    assert state.month_cost("ledger", datetime(2024, 5, 20, tzinfo=timezone.utc)) == 0.5
+    text = render(state, Extras()).decode()
+    assert 'lineage_audit_cost_total{currency="USD",pipeline="ledger",step="",team="finance"} 0.25' in text

@@ -1,0 +1,178 @@
+"""`lineage-audit serve` with real clients: openlineage-python's HttpTransport, httpx, Prometheus's parser.
+
+The server is a real uvicorn process on 127.0.0.1 over an embedded store; the client is the
+OpenLineage Python client unchanged, authenticating with an API key (a bearer token).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from openlineage.client import OpenLineageClient
+from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
+from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
+from prometheus_client.parser import text_string_to_metric_families
+
+from collectors.store import EmbeddedStore
+from service_helpers import Server, add_token, pipeline_run, start_server
+
+
+def as_openlineage(raw: dict[str, Any]) -> RunEvent:
+    """Our dict as openlineage-python's own RunEvent with its facet classes (what an integration emits)."""
+    from openlineage.client.facet_v2 import (error_message_run, nominal_time_run, output_statistics_output_dataset,
+                                             ownership_job, parent_run)
+
+    facets = raw["run"].get("facets") or {}
+    run_facets: dict[str, Any] = {}
+    if "nominalTime" in facets:
+        run_facets["nominalTime"] = nominal_time_run.NominalTimeRunFacet(nominalStartTime=facets["nominalTime"]["nominalStartTime"])
+    if "parent" in facets:
+        p = facets["parent"]
+        run_facets["parent"] = parent_run.ParentRunFacet(run=parent_run.Run(runId=p["run"]["runId"]),
+                                                         job=parent_run.Job(namespace=p["job"]["namespace"], name=p["job"]["name"]))
+    if "errorMessage" in facets:
+        run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
+            message=facets["errorMessage"]["message"], programmingLanguage="python")
+    owners = ((raw["job"].get("facets") or {}).get("ownership") or {}).get("owners") or []
+    job_facets: dict[str, Any] = {"ownership": ownership_job.OwnershipJobFacet(
+        owners=[ownership_job.Owner(name=o["name"], type=o.get("type")) for o in owners])} if owners else {}
+    outputs = []
+    for d in raw.get("outputs") or []:
+        stats = (d.get("outputFacets") or {}).get("outputStatistics")
+        out_facets = {"outputStatistics": output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
+            rowCount=stats["rowCount"], size=stats.get("size"))} if stats else {}
+        outputs.append(OutputDataset(namespace=d["namespace"], name=d["name"], outputFacets=out_facets))
+    return RunEvent(
+        eventType=RunState(raw["eventType"]), eventTime=raw["eventTime"], producer=raw["producer"],
+        run=Run(runId=raw["run"]["runId"], facets=run_facets),
+        job=Job(namespace=raw["job"]["namespace"], name=raw["job"]["name"], facets=job_facets),
+        inputs=[InputDataset(namespace=d["namespace"], name=d["name"]) for d in raw.get("inputs") or []],
+        outputs=outputs,
+    )
+
+
+def client_for(url: str, token: str) -> OpenLineageClient:
+    return OpenLineageClient(transport=HttpTransport(HttpConfig(url=url, auth=ApiKeyTokenProvider({"apiKey": token}))))
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str, Path]]:
+    root = tmp_path_factory.mktemp("serve")
+    token = add_token(root, "alice")
+    store = root / "central.db"
+    server = start_server(["--store", f"embedded:{store}", "--tokens", str(root / "tokens.json")], root)
+    try:
+        yield server, token, store
+    finally:
+        server.stop()
+
+
+def _events(n_runs: int, failed_every: int = 10) -> list[dict[str, Any]]:
+    out = []
+    for i in range(n_runs):
+        out += pipeline_run(i, pipeline=f"p{i % 5}", team="growth" if i % 5 % 2 else "ml", failed=i % failed_every == 3)
+    return out
+
+
+def test_the_openlineage_client_sends_1000_events_each_stored_once(served: tuple[Server, str, Path]) -> None:
+    server, token, store = served
+    events = _events(250)
+    assert len(events) == 1000
+    client = client_for(server.url, token)
+    for raw in events:
+        client.emit(as_openlineage(raw))
+    with EmbeddedStore(store) as db:
+        assert db.count() == 1000
+    for raw in events[:50]:  # a re-send (a retry after a lost answer, a replayed spool)
+        client.emit(as_openlineage(raw))
+    with EmbeddedStore(store) as db:
+        assert db.count() == 1000, "re-sent events are not stored again"
+    again = httpx.post(f"{server.url}/api/v1/lineage", json=events[0], headers={"Authorization": f"Bearer {token}"})
+    assert again.status_code == 200 and again.json() == {"stored": False, "duplicate": True}
+
+
+def test_metrics_parse_and_match_the_store(served: tuple[Server, str, Path]) -> None:
+    server, token, store = served
+    response = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    runs = {k: v for k, v in samples.items() if k[0] == "lineage_audit_runs_total"}
+    # from the store itself: final events of pipeline runs (no parent facet) by job and state
+    expected: dict[tuple[str, str], int] = {}
+    with EmbeddedStore(store) as db:
+        stored = db.count()
+        for e in db.events():
+            if e["eventType"] in ("COMPLETE", "FAIL") and "parent" not in e["run"]["facets"]:
+                key = (e["job"]["name"], e["eventType"])
+                expected[key] = expected.get(key, 0) + 1
+    got = {(dict(labels)["pipeline"], dict(labels)["state"]): v for (_, labels), v in runs.items() if dict(labels)["step"] == ""}
+    assert got == expected
+    assert sum(v for (p, s), v in got.items() if s == "FAIL") == 25
+    assert samples[("lineage_audit_events_folded_total", ())] == stored
+    p1 = (("pipeline", "p1"), ("team", "growth"))
+    assert samples[("lineage_audit_run_duration_seconds_count", p1)] == 50
+    assert samples[("lineage_audit_run_duration_seconds_sum", p1)] == 50 * 20
+    rows = sum(v for (name, labels), v in samples.items() if name == "lineage_audit_rows_written_total")
+    assert rows == sum(100 + i for i in range(250) if i % 10 != 3), "rows of completed loads"
+    last = samples[("lineage_audit_last_success_timestamp_seconds", tuple(sorted((*p1, ("step", "")))))]
+    from lineage_auditor.times import parse_time
+
+    assert last == parse_time("2024-05-01T04:06:20Z").timestamp(), "p1's last COMPLETE: run 246 at 04:06 + 20 s"
+
+
+def test_no_token_a_bad_token_and_healthz(served: tuple[Server, str, Path]) -> None:
+    server, token, _ = served
+    event = _events(1)[0]
+    assert httpx.post(f"{server.url}/api/v1/lineage", json=event).status_code == 401
+    bad = httpx.post(f"{server.url}/api/v1/lineage", json=event, headers={"Authorization": "Bearer la_0000_nope"})
+    assert bad.status_code == 401 and bad.json()["error"] == "unauthorized"
+    assert httpx.get(f"{server.url}/metrics").status_code == 401
+    health = httpx.get(f"{server.url}/healthz")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert "default-src 'none'" in health.headers["content-security-policy"]
+    assert health.headers["x-content-type-options"] == "nosniff"
+
+
+def test_an_invalid_event_is_refused_with_its_reason_and_nothing_is_stored(served: tuple[Server, str, Path]) -> None:
+    server, token, store = served
+    auth = {"Authorization": f"Bearer {token}"}
+    with EmbeddedStore(store) as db:
+        before = db.count()
+    bad = _events(1)[2]
+    bad["run"]["runId"] = "zz-new-run"
+    bad["outputs"] = [{"namespace": "x", "name": "wh.t", "facets": {"schema": {"fields": [{"name": 3}]}}}]
+    answer = httpx.post(f"{server.url}/api/v1/lineage", json=bad, headers=auth)
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == "outputs[0].facets.schema.fields[0].name: expected a string, got int"
+    not_json = httpx.post(f"{server.url}/api/v1/lineage", content=b"{not json", headers=auth)
+    assert not_json.status_code == 400 and not_json.json()["error"] == "body is not JSON"
+    with EmbeddedStore(store) as db:
+        assert db.count() == before
+
+
+def test_a_revoked_token_is_refused_by_the_running_server(served: tuple[Server, str, Path], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    server, _, _ = served
+    tokens = Path(server.args[server.args.index("--tokens") + 1])
+    second = add_token(tokens.parent, "bob")
+    auth = {"Authorization": f"Bearer {second}"}
+    assert httpx.get(f"{server.url}/metrics", headers=auth).status_code == 200
+    listed = json.loads(subprocess.run([sys.executable, "-m", "lineage_auditor.cli", "tokens", "list", "--tokens", str(tokens),
+                                        "--format", "json"], capture_output=True, text=True, check=True).stdout)
+    assert second not in json.dumps(listed) and "sha256" not in json.dumps(listed)
+    bob = next(e["id"] for e in listed if e["user"] == "bob")
+    subprocess.run([sys.executable, "-m", "lineage_auditor.cli", "tokens", "revoke", bob, "--tokens", str(tokens)], check=True,
+                   capture_output=True)
+    assert httpx.get(f"{server.url}/metrics", headers=auth).status_code == 401
+    assert second not in tokens.read_text(), "only the hash is kept"
