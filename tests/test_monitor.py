@@ -6,7 +6,10 @@ import json
 import random
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+import pytest
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -92,8 +95,6 @@ def test_textfile_and_status_agree_with_the_events(tmp_path: Path) -> None:
 
 
 def test_team_and_cost_come_from_the_governance_facets() -> None:
-    from datetime import datetime, timezone
-
     events = pipeline_run(0, pipeline="ledger", team="ignored")
     for e in events:  # the runner puts runBy on every event of a run
         e["run"]["facets"]["lineageAudit_runBy"] = {"_producer": "p", "_schemaURL": "s", "runBy": "fred", "team": "finance"}
@@ -107,3 +108,90 @@ def test_team_and_cost_come_from_the_governance_facets() -> None:
     assert state.month_cost("ledger", datetime(2024, 5, 20, tzinfo=timezone.utc)) == 0.5
     text = render(state, Extras()).decode()
     assert 'lineage_audit_cost_total{currency="USD",pipeline="ledger",step="",team="finance"} 0.25' in text
+
+
+BUDGET_POLICY = """\
+apiVersion: lineage-audit/v1
+kind: Policy
+teams:
+  - {name: finance, members: [fred], owns: ["finance.*"]}
+  - {name: growth, members: [gina], owns: ["mart.*"]}
+budgets:
+  - {team: finance, monthly: 10, currency: USD, warn_at: 0.5, fail_at: 0.9}
+  - {team: growth, monthly: 4, currency: USD}
+cost_model: {currency: USD, default: {cpu_hour: 36}}
+"""
+
+
+def _costed_run(i: int, team: str, when: datetime, cost: dict, *, run_by: bool) -> list[dict]:
+    """A pipeline run at ``when`` whose step reports ``cost``; the team from runBy or from the job's owner."""
+    events = pipeline_run(i, pipeline=f"{team}_daily", team="ignored" if run_by else team)
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    for e in events:
+        e["eventTime"] = stamp
+        if run_by:
+            e["run"]["facets"]["lineageAudit_runBy"] = {"_producer": "p", "_schemaURL": "s", "runBy": "fred", "team": team}
+    events[2]["run"]["facets"]["lineageAudit_cost"] = {"_producer": "p", "_schemaURL": "s", "wallSeconds": 1,
+                                                       "engine": "duckdb", "measuredBy": "none", **cost}
+    return events
+
+
+def test_budgets_sit_next_to_each_teams_cost_this_month(tmp_path: Path) -> None:
+    now = datetime.now(timezone.utc)
+    this_month = now.replace(day=1, hour=0, minute=0, second=30, microsecond=0)
+    last_month = this_month - timedelta(days=1)
+    events = (_costed_run(0, "finance", this_month, {"cpuSeconds": 1, "amount": 3.0, "currency": "USD"}, run_by=True)
+              + _costed_run(1, "finance", this_month, {"cpuSeconds": 1, "amount": 2.5, "currency": "USD"}, run_by=True)
+              + _costed_run(2, "finance", last_month, {"cpuSeconds": 1, "amount": 7.0, "currency": "USD"}, run_by=True)
+              + _costed_run(3, "growth", this_month, {"cpuSeconds": 100}, run_by=False)  # priced now: 100 s at 36/h = 1.0
+              + _costed_run(4, "growth", this_month, {"cpuSeconds": 1, "amount": 0.5, "currency": "USD"}, run_by=False))
+    with EmbeddedStore(tmp_path / "s.db") as store:
+        store.add_events(events)
+    (tmp_path / "governance.yml").write_text(BUDGET_POLICY)
+    where = ["--store", f"embedded:{tmp_path / 's.db'}", "--policy", str(tmp_path / "governance.yml")]
+    expected = {"finance": (10.0, 5.5, 0.5, 0.9), "growth": (4.0, 1.5, 0.8, 1.0)}  # budget, spent, warn_at, fail_at
+
+    done = _cli("metrics", *where, "--textfile", str(tmp_path / "la.prom"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families((tmp_path / "la.prom").read_text()) for s in f.samples}
+    for team, (budget, spent, warn_at, fail_at) in expected.items():
+        money = (("currency", "USD"), ("team", team))
+        assert samples[("lineage_audit_budget_monthly", money)] == budget
+        assert samples[("lineage_audit_budget_spent", money)] == pytest.approx(spent)
+        assert samples[("lineage_audit_budget_warn_ratio", (("team", team),))] == warn_at
+        assert samples[("lineage_audit_budget_fail_ratio", (("team", team),))] == fail_at
+
+    status = _cli("status", *where, "--format", "json", cwd=tmp_path)
+    budgets = {b["team"]: b for b in json.loads(status.stdout)["budgets"]}
+    assert {t: (b["budget"], pytest.approx(b["spent"]), b["warn_at"], b["fail_at"]) for t, b in budgets.items()} == expected
+    assert budgets["finance"]["state"] == "warn" and budgets["growth"]["state"] == "ok"
+    screen = _cli("status", *where, cwd=tmp_path)
+    assert "budgets this month" in screen.stdout and "warn" in screen.stdout
+
+    costs = _cli("costs", "--store", f"embedded:{tmp_path / 's.db'}", "--policy", str(tmp_path / "governance.yml"),
+                 "--format", "json", cwd=tmp_path)
+    assert costs.returncode == 0, costs.stderr
+    assert {b["team"]: pytest.approx(b["spent"]) for b in json.loads(costs.stdout)["budgets"]} == \
+        {t: spent for t, (_, spent, _, _) in expected.items()}, "the metrics count what `costs` counts"
+
+
+def test_a_teams_month_cost_does_not_depend_on_arrival_order() -> None:
+    """A run's cost counts once, in its latest report, for the month of its nominal time."""
+    may = datetime(2024, 5, 31, 23, 59, tzinfo=timezone.utc)
+    events = _costed_run(0, "finance", may + timedelta(minutes=5), {"amount": 1.0, "currency": "USD"}, run_by=True)
+    for e in events:  # the step ends in June, but its run is May's
+        e["run"]["facets"]["nominalTime"] = {"_producer": "p", "_schemaURL": "s", "nominalStartTime": "2024-05-31T00:00:00Z"}
+    late = json.loads(json.dumps(events[2]))
+    late["eventTime"] = "2024-06-01T00:10:00Z"  # a second, later report of the same step run replaces the first
+    late["eventType"] = "FAIL"
+    late["run"]["facets"]["lineageAudit_cost"]["amount"] = 4.0
+    everything = [*events, late]
+    sums = set()
+    for seed in range(6):
+        shuffled = everything[:]
+        random.Random(seed).shuffle(shuffled)
+        state = MonitorState()
+        state.fold(from_openlineage(e) for e in shuffled)
+        sums.add((state.team_cost("finance", "USD", may), state.team_cost("finance", "USD", may + timedelta(days=1))))
+    assert sums == {(4.0, 0.0)}

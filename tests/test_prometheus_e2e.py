@@ -4,7 +4,8 @@
 real ``lineage-audit serve`` every second with a bearer token, evaluates the shipped rules
 every second and sends to a real Alertmanager, which posts to a webhook receiver here: a
 failing pipeline run must reach the receiver as a LineageAuditPipelineFailed alert within a
-bounded time, and a successful run must not.
+bounded time, and a successful run must not; the run's cost puts its team over its budget's
+warn_at (serve --policy exposes the budgets), which must arrive as LineageAuditBudgetWarn.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,14 @@ from service_helpers import REPO, Server, add_token, free_port, pipeline_run, st
 
 RULES = REPO / "deploy" / "prometheus" / "alerts.yml"
 DELIVERY_BOUND_S = 60.0
+POLICY = """\
+apiVersion: lineage-audit/v1
+kind: Policy
+teams:
+  - {name: growth, members: [prometheus], owns: ["mart.*"]}
+budgets:
+  - {team: growth, monthly: 10, currency: USD, warn_at: 0.8}
+"""
 
 
 def _bin(name: str) -> str:
@@ -79,8 +89,9 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     token = add_token(tmp_path, "prometheus")
     (tmp_path / "token").write_text(token)
+    (tmp_path / "governance.yml").write_text(POLICY)
     server: Server = start_server(["--store", f"embedded:{tmp_path / 'store.db'}", "--tokens",
-                                   str(tmp_path / "tokens.json")], tmp_path)
+                                   str(tmp_path / "tokens.json"), "--policy", str(tmp_path / "governance.yml")], tmp_path)
     am_port, prom_port = free_port(), free_port()
     (tmp_path / "alertmanager.yml").write_text(json.dumps({
         "route": {"receiver": "hook", "group_by": ["alertname", "pipeline"], "group_wait": "1s",
@@ -139,12 +150,20 @@ def test_a_failing_run_pages_through_prometheus_and_alertmanager(stack: dict[str
     for event in pipeline_run(1, pipeline="healthy_daily", team="growth"):
         assert httpx.post(f"{server.url}/api/v1/lineage", json=event, headers=auth).status_code == 201
     injected = time.monotonic()
-    for event in pipeline_run(2, pipeline="orders_<b>daily</b>", team="growth", failed=True):
+    failed = pipeline_run(2, pipeline="orders_<b>daily</b>", team="growth", failed=True)
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    failed[2]["eventTime"] = failed[3]["eventTime"] = now  # the failed step cost 9 of growth's 10 this month
+    failed[2]["run"]["facets"]["lineageAudit_cost"] = {"_producer": "p", "_schemaURL": "s", "wallSeconds": 1, "cpuSeconds": 1,
+                                                        "engine": "duckdb", "measuredBy": "none", "amount": 9.0, "currency": "USD"}
+    for event in failed:
         assert httpx.post(f"{server.url}/api/v1/lineage", json=event, headers=auth).status_code == 201
     alerts: list[dict[str, Any]] = []
-    while time.monotonic() - injected < DELIVERY_BOUND_S and not alerts:
+    budget: list[dict[str, Any]] = []
+    while time.monotonic() - injected < DELIVERY_BOUND_S and not (alerts and budget):
         alerts = [(at, a) for at, note in Receiver.received for a in note["alerts"]
                   if a["labels"].get("alertname") == "LineageAuditPipelineFailed"]  # type: ignore[misc]
+        budget = [a for _, note in Receiver.received for a in note["alerts"]
+                  if a["labels"].get("alertname") == "LineageAuditBudgetWarn"]
         time.sleep(0.2)
     if not alerts:
         am_log, prom_log = stack["logs"]
@@ -157,5 +176,7 @@ def test_a_failing_run_pages_through_prometheus_and_alertmanager(stack: dict[str
     assert alert["labels"]["pipeline"] == "orders_<b>daily</b>" and alert["labels"]["team"] == "growth"
     assert alert["labels"]["severity"] == "page"
     assert alert["annotations"]["summary"] == "pipeline orders_<b>daily</b> (team growth) failed"
+    assert budget and budget[0]["labels"]["team"] == "growth", f"the budget rule has data: {Receiver.received}"
+    assert budget[0]["annotations"]["summary"] == "team growth spent 90% of its monthly budget"
     fired = {a["labels"].get("pipeline") for _, n in Receiver.received for a in n["alerts"]}
     assert "healthy_daily" not in fired, "a pipeline whose last run succeeded does not page"

@@ -21,6 +21,7 @@ from typing import Any
 
 from lineage_auditor.events import RunEvent
 from lineage_auditor.governance import COST_FACET, RUN_BY_FACET
+from lineage_auditor.governance.model import Budget
 from lineage_auditor.governance.policy import Policy
 from lineage_auditor.governance.pricing import price
 from lineage_auditor.model import DatasetRef, JobRef
@@ -87,13 +88,10 @@ def _record(run_id: str, run: list[RunEvent], event: RunEvent, policy: Policy | 
     by: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     amount, currency, priced_now = _number(facet.get("amount")), facet.get("currency"), False
     engine = str(facet.get("engine") or "")
-    if amount is None and policy is not None and policy.document.cost_model is not None:
-        rates = policy.rates(engine)
-        assert rates is not None
-        amount = price(rates, cpu_seconds=_number(facet.get("cpuSeconds")) or 0.0,
-                       bytes_scanned=int(_number(facet.get("bytesRead")) or 0),
-                       warehouse_seconds=_number(facet.get("warehouseSeconds")))["total"]
-        currency, priced_now = policy.currency, True
+    if amount is None and policy is not None:
+        priced = price_facet(policy, facet)
+        if priced is not None:
+            (amount, currency), priced_now = priced, True
     outputs = tuple(dict.fromkeys(ds.ref for e in run for ds in e.outputs))
     inputs = tuple(dict.fromkeys(ds.ref for e in run for ds in e.inputs))
     return CostRecord(
@@ -103,6 +101,18 @@ def _record(run_id: str, run: list[RunEvent], event: RunEvent, policy: Policy | 
         rows_read=int(_number(facet.get("rowsRead")) or 0), bytes_read=int(_number(facet.get("bytesRead")) or 0),
         rows_written=int(_number(facet.get("rowsWritten")) or 0), amount=amount,
         currency=str(currency) if currency else None, priced_now=priced_now)
+
+
+def price_facet(policy: Policy, facet: Mapping[str, Any]) -> tuple[float, str] | None:
+    """(amount, currency) of a cost facet recorded without an amount, by the policy's cost model
+    now (for its ``engine``); None when the policy has no cost model."""
+    rates = policy.rates(str(facet.get("engine") or ""))
+    if rates is None or policy.currency is None:
+        return None
+    amount = price(rates, cpu_seconds=_number(facet.get("cpuSeconds")) or 0.0,
+                   bytes_scanned=int(_number(facet.get("bytesRead")) or 0),
+                   warehouse_seconds=_number(facet.get("warehouseSeconds")))["total"]
+    return amount, policy.currency
 
 
 def _number(value: Any) -> float | None:
@@ -223,6 +233,14 @@ class BudgetStatus:
             return BudgetState.FAIL
         return BudgetState.WARN if self.share >= self.warn_at else BudgetState.OK
 
+    @classmethod
+    def of(cls, budget: Budget, spent: float, today: date) -> "BudgetStatus":
+        """A budget's status with ``spent`` this month by ``today``, projected to the month's end in a straight line."""
+        first = today.replace(day=1)
+        days_in_month = ((first + timedelta(days=32)).replace(day=1) - first).days
+        return cls(budget.team, first.strftime("%Y-%m"), spent, budget.monthly, budget.currency, budget.warn_at,
+                   budget.fail_at, spent / today.day * days_in_month)
+
     def to_json(self) -> dict[str, Any]:
         return {"team": self.team, "month": self.month, "spent": round(self.spent, 9), "budget": self.budget,
                 "currency": self.currency, "share": round(self.share, 6), "warn_at": self.warn_at, "fail_at": self.fail_at,
@@ -232,14 +250,11 @@ class BudgetStatus:
 def budget_status(records: Iterable[CostRecord], policy: Policy, today: date) -> list[BudgetStatus]:
     """Each budgeted team's spending this calendar month (UTC) so far, with a straight-line projection."""
     first = today.replace(day=1)
-    days_in_month = ((first + timedelta(days=32)).replace(day=1) - first).days
     month = [r for r in records if first <= r.day <= today]
     out = []
     for budget in policy.document.budgets:
         spent = sum(r.amount or 0.0 for r in month if r.team == budget.team and (r.currency in (None, budget.currency)))
-        projected = spent / today.day * days_in_month
-        out.append(BudgetStatus(budget.team, first.strftime("%Y-%m"), spent, budget.monthly, budget.currency,
-                                budget.warn_at, budget.fail_at, projected))
+        out.append(BudgetStatus.of(budget, spent, today))
     return out
 
 

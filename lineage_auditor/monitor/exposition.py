@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest, write_to_textf
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from lineage_auditor.governance.costs import BudgetStatus
 from lineage_auditor.monitor.fold import Histogram, Labels, MonitorState
 
 PREFIX = "lineage_audit"
@@ -34,16 +35,6 @@ class Deadline:
     schedule_interval_s: float | None  # seconds between two scheduled runs (None: unscheduled)
 
 
-@dataclass(frozen=True)
-class Budget:
-    team: str
-    currency: str
-    monthly: float
-    warn_at: float
-    fail_at: float | None
-    spent: float
-
-
 @dataclass
 class Extras:
     """What the metrics need beyond the events."""
@@ -53,7 +44,7 @@ class Extras:
     ai_findings: dict[tuple[str, str], int] = field(default_factory=dict)  # (dataset, severity) -> open
     audit_time: float | None = None
     spool: tuple[int, int] | None = None  # (pending, rejected) of the local spool
-    budgets: list[Budget] = field(default_factory=list)
+    budgets: list[BudgetStatus] = field(default_factory=list)  # the policy's budgets with this month's spending
     events_stored: int | None = None
 
 
@@ -169,15 +160,19 @@ def _extra_metrics(extras: Extras, state: MonitorState) -> Iterator[Metric]:
         yield stored
 
 
-def _budget_metrics(budgets: list[Budget]) -> Iterator[Metric]:
-    amount = GaugeMetricFamily(f"{PREFIX}_budget_monthly", "A team's monthly budget.", labels=["team", "currency"])
-    spent = GaugeMetricFamily(f"{PREFIX}_budget_spent", "A team's spending this month.", labels=["team", "currency"])
+def _budget_metrics(budgets: list[BudgetStatus]) -> Iterator[Metric]:
+    amount = GaugeMetricFamily(f"{PREFIX}_budget_monthly", "A team's monthly budget (the governance policy's budgets).",
+                               labels=["team", "currency"])
+    spent = GaugeMetricFamily(f"{PREFIX}_budget_spent", "What a team's runs cost this calendar month (UTC) so far.",
+                              labels=["team", "currency"])
     warn = GaugeMetricFamily(f"{PREFIX}_budget_warn_ratio", "A team's warn_at (fraction of the budget).", labels=["team"])
+    fail = GaugeMetricFamily(f"{PREFIX}_budget_fail_ratio", "A team's fail_at (fraction of the budget).", labels=["team"])
     for b in sorted(budgets, key=lambda b: b.team):
-        amount.add_metric([b.team, b.currency], b.monthly)
+        amount.add_metric([b.team, b.currency], b.budget)
         spent.add_metric([b.team, b.currency], b.spent)
         warn.add_metric([b.team], b.warn_at)
-    yield from (amount, spent, warn)
+        fail.add_metric([b.team], b.fail_at)
+    yield from (amount, spent, warn, fail)
 
 
 def render(state: MonitorState, extras: Extras) -> bytes:

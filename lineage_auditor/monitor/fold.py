@@ -19,9 +19,9 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from lineage_auditor.events import RunEvent, RunState
@@ -97,6 +97,9 @@ class _Run:
     nominal: datetime | None = None
     duration_seen: bool = False
     latency_seen: bool = False
+    own_team: str = ""  # the team the run's own events name (runBy facet, else a team: owner)
+    cost: tuple[tuple[str, int], float, str, datetime] | None = None  # latest cost report: order, amount, currency, time
+    booked: tuple[tuple[str, str, str], float] | None = None  # where its cost counts in team_month_cost
 
 
 @dataclass
@@ -116,10 +119,19 @@ class PipelineStatus:
     cost: float = 0.0
 
 
-class MonitorState:
-    """Counters, histograms and per-pipeline status folded from run events."""
+#: Prices a cost facet recorded without an amount: (amount, currency) by today's cost model.
+Pricer = Callable[[Mapping[str, Any]], tuple[float, str]]
 
-    def __init__(self) -> None:
+
+class MonitorState:
+    """Counters, histograms and per-pipeline status folded from run events.
+
+    ``price`` (optional) prices a run whose cost facet has no amount, as ``lineage-audit
+    costs`` does with the policy's cost model, for the teams' month-to-date cost.
+    """
+
+    def __init__(self, price: Pricer | None = None) -> None:
+        self.price = price
         self.events = 0
         self.runs_total: dict[tuple[Labels, str], int] = {}
         self.run_duration: dict[Labels, Histogram] = {}
@@ -135,6 +147,7 @@ class MonitorState:
         self.steps: dict[str, set[str]] = {}  # pipeline -> its step names
         self.outputs: dict[str, set[str]] = {}  # pipeline -> names of the datasets its runs wrote
         self.monthly_cost: dict[tuple[str, str], float] = {}  # (pipeline, YYYY-MM) -> amount
+        self.team_month_cost: dict[tuple[str, str, str], float] = {}  # (team, currency, YYYY-MM) -> amount
         self._runs: dict[str, _Run] = {}
         self._teams: dict[str, str] = {}  # pipeline -> team, for steps whose own events name none
 
@@ -160,6 +173,7 @@ class MonitorState:
         if event.event_type.final:
             self._final(run, labels, event)
         self._observe(run, labels)
+        self._book_cost(run, event)
 
     def _labels(self, event: RunEvent) -> Labels:
         parent = (event.run_facets.get("parent") or {}).get("job") or {}
@@ -224,6 +238,40 @@ class MonitorState:
     def month_cost(self, pipeline: str, now: datetime) -> float:
         """What a pipeline's runs (steps included) cost in the month of ``now``."""
         return self.monthly_cost.get((pipeline, now.strftime("%Y-%m")), 0.0)
+
+    def _book_cost(self, run: _Run, event: RunEvent) -> None:
+        """Count a run's cost for its team and month the way ``lineage-audit costs`` does.
+
+        The run's latest cost report (by event order) is its cost; the team is the one its
+        own events name (runBy facet, else a ``team:`` owner); the month is its nominal
+        start's, else the cost report's event time (UTC). A later event may change any of
+        the three, so the run's cost is un-booked and booked again: any arrival order of the
+        same events ends in the same sums.
+        """
+        run.own_team = run.own_team or _team(event)
+        facet = event.run_facets.get(COST_FACET)
+        if isinstance(facet, Mapping) and (run.cost is None or event.order >= run.cost[0]):
+            amount, currency = _number(facet.get("amount", facet.get("total"))), str(facet.get("currency") or "")
+            if "amount" not in facet and "total" not in facet and self.price is not None:
+                amount, currency = self.price(facet)
+            run.cost = (event.order, amount, currency, event.time)
+        if run.cost is None:
+            return
+        _, amount, currency, moment = run.cost
+        month = (run.nominal or moment).astimezone(timezone.utc).strftime("%Y-%m")
+        booking = ((run.own_team, currency, month), amount)
+        if booking == run.booked:
+            return
+        if run.booked is not None:
+            key, old = run.booked
+            self.team_month_cost[key] = self.team_month_cost.get(key, 0.0) - old
+        self.team_month_cost[booking[0]] = self.team_month_cost.get(booking[0], 0.0) + amount
+        run.booked = booking
+
+    def team_cost(self, team: str, currency: str, now: datetime) -> float:
+        """What ``team``'s runs cost in the month of ``now`` (UTC), in ``currency`` (and in none named)."""
+        month = now.astimezone(timezone.utc).strftime("%Y-%m")
+        return sum(self.team_month_cost.get((team, c, month), 0.0) for c in dict.fromkeys((currency, "")))
 
     def _status(self, labels: Labels, event: RunEvent) -> None:
         if labels.step:

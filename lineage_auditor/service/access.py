@@ -12,7 +12,6 @@ caller is ``anonymous``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from fastapi.responses import JSONResponse
@@ -54,10 +53,6 @@ class Access:
         self.book = book
         self.policy = policy
 
-    @classmethod
-    def from_files(cls, tokens: Path | None, policy: str | None) -> "Access":
-        return cls(TokenBook(tokens) if tokens else None, load_policy(policy) if policy else None)
-
     def require(self, header: str | None) -> Caller | JSONResponse:
         """The caller a request's Authorization header names, or the 401 to answer with."""
         if self.book is None:
@@ -95,10 +90,3 @@ def _unauthorized(detail: str) -> JSONResponse:
     return JSONResponse({"error": "unauthorized", "detail": detail}, status_code=401,
                         headers={"WWW-Authenticate": 'Bearer realm="lineage-audit"'})
 
-
-def load_policy(path: str) -> PolicyLike:
-    """The governance policy at ``path`` (errors name file:line:column)."""
-    from lineage_auditor.governance import load_policy as load
-
-    policy: PolicyLike = load(path)
-    return policy

@@ -29,7 +29,9 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from lineage_auditor.errors import EventError, StoreError
+from lineage_auditor.governance import load_policy
 from lineage_auditor.service.access import Access, Caller
+from lineage_auditor.service.tokens import TokenBook
 from lineage_auditor.service.wiring import Monitor
 
 MAX_BODY = 16 * 1024 * 1024  # one OpenLineage event; larger is refused (413) before parsing
@@ -57,9 +59,10 @@ class ServiceConfig:
 
 def create_app(config: ServiceConfig, *, monitor: Monitor | None = None) -> FastAPI:
     """The application over one store (opened here unless a monitor is given)."""
+    policy = load_policy(config.policy) if config.policy else None
     monitor = monitor or Monitor.open(config.store, specs=config.specs, audit_config=config.audit_config,
-                                      spool=config.spool, audit_every_s=config.audit_every_s)
-    access = Access.from_files(config.tokens, config.policy)
+                                      spool=config.spool, audit_every_s=config.audit_every_s, policy=policy)
+    access = Access(TokenBook(config.tokens) if config.tokens else None, policy)
     app = FastAPI(title="lineage-audit", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.monitor = monitor
     app.state.access = access

@@ -37,6 +37,16 @@ _specs_option = click.option("--specs", "specs", multiple=True, type=click.Path(
                              help="Spec files or folders: schedules, teams and deadlines (repeatable).")
 _config_option = click.option("--config", "audit_config", type=click.Path(dir_okay=False, exists=True), default=None,
                               help="Audit config (lineage-audit.yml): its findings become metrics.")
+_budget_policy_option = click.option("--policy", default=None, type=click.Path(dir_okay=False, exists=True),
+                                     help="Governance policy: its teams' budgets next to their cost this month "
+                                          "[default: governance: in the --config, or ./lineage-audit.yml].")
+
+
+def _policy(path: str | None, audit_config: str | None) -> Any:
+    """The policy of --policy, else the one the project config names (lineage_auditor.governance.find_policy)."""
+    from lineage_auditor.governance import find_policy
+
+    return find_policy(path, audit_config).policy
 
 
 @click.command("serve")
@@ -94,16 +104,18 @@ def serve_command(store: str | None, host: str, port: int, tokens: Path | None, 
               help="Write here (atomically) for node_exporter's textfile collector instead of stdout.")
 @_specs_option
 @_config_option
+@_budget_policy_option
 @click.option("--spool", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Spool folder to report [default: $LINEAGE_AUDIT_HOME/spool].")
 def metrics_command(store: str | None, textfile: Path | None, specs: tuple[Path, ...], audit_config: str | None,
-                    spool: Path | None) -> None:
+                    policy: str | None, spool: Path | None) -> None:
     """Print (or write) the Prometheus metrics that `serve` exposes at /metrics.
 
     \b
     Examples:
       lineage-audit metrics
       lineage-audit metrics --textfile /var/lib/node_exporter/textfile/lineage_audit.prom --specs pipelines/
+      lineage-audit metrics --policy governance.yml     # with each team's budget and its cost this month
       */5 * * * * lineage-audit metrics --store postgresql://lineage@db/lineage --textfile /var/lib/node_exporter/la.prom
     """
     from collectors.store.address import default_spool_dir
@@ -111,7 +123,7 @@ def metrics_command(store: str | None, textfile: Path | None, specs: tuple[Path,
     from lineage_auditor.service.wiring import Monitor
 
     monitor = Monitor.open(_default_store(store), specs=[str(s) for s in specs], audit_config=audit_config,
-                           spool=spool or default_spool_dir())
+                           spool=spool or default_spool_dir(), policy=_policy(policy, audit_config))
     try:
         if audit_config:
             monitor.refresh()
@@ -131,22 +143,25 @@ def metrics_command(store: str | None, textfile: Path | None, specs: tuple[Path,
 @_store_option
 @_specs_option
 @_config_option
+@_budget_policy_option
 @click.option("--team", default=None, help="Only this team's pipelines.")
 @click.option("--watch", is_flag=True, help="Redraw every --interval until Ctrl-C.")
 @click.option("--interval", default="5s", show_default=True, help="Redraw interval for --watch.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def status_command(store: str | None, specs: tuple[Path, ...], audit_config: str | None, team: str | None, watch: bool,
-                   interval: str, fmt: str) -> None:
+def status_command(store: str | None, specs: tuple[Path, ...], audit_config: str | None, policy: str | None,
+                   team: str | None, watch: bool, interval: str, fmt: str) -> None:
     """One screen for all pipelines: last run, recent durations, deadline, findings, cost.
 
     Pipelines come from the specs (schedule, next run, deadline) and from the store (any
-    producer's jobs). Exit 1 when a shown pipeline's last run failed or missed its deadline.
+    producer's jobs); with a policy, each team's budget next to what it spent this month.
+    Exit 1 when a shown pipeline's last run failed or missed its deadline.
 
     \b
     Examples:
       lineage-audit status --specs pipelines/specs/v1
       lineage-audit status --team growth --watch
       lineage-audit status --store postgresql://lineage@db/lineage --format json
+      lineage-audit status --policy governance.yml       # budgets: amount, warn_at, fail_at, spent
     """
     from rich.console import Console
     from rich.live import Live
@@ -154,26 +169,30 @@ def status_command(store: str | None, specs: tuple[Path, ...], audit_config: str
     from lineage_auditor.durations import parse_seconds
     from lineage_auditor.service.wiring import Monitor
 
-    monitor = Monitor.open(_default_store(store), specs=[str(s) for s in specs], audit_config=audit_config)
+    monitor = Monitor.open(_default_store(store), specs=[str(s) for s in specs], audit_config=audit_config,
+                           policy=_policy(policy, audit_config))
     try:
         if audit_config:
             monitor.refresh()
             monitor.run_audit()
         rows = monitor.status_rows(team=team)
+        budgets = [b.to_json() for b in monitor.budgets() if not team or b.team == team]
         for problem in monitor.spec_problems:
             click.echo(f"warning: {problem}", err=True)
         if fmt == "json":
-            click.echo(json.dumps({"store": monitor.store.describe(), "pipelines": rows}, indent=2, default=str))
+            click.echo(json.dumps({"store": monitor.store.describe(), "pipelines": rows, "budgets": budgets},
+                                  indent=2, default=str))
         elif not watch:
-            Console(width=max(120, Console().width)).print(status_table(rows, monitor.store.describe()))
+            Console(width=max(120, Console().width)).print(status_screen(rows, budgets, monitor.store.describe()))
         else:
             every = parse_seconds(interval)
-            with Live(status_table(rows, monitor.store.describe()), refresh_per_second=1, screen=False) as live:
+            with Live(status_screen(rows, budgets, monitor.store.describe()), refresh_per_second=1, screen=False) as live:
                 try:
                     while True:
                         time.sleep(every)
                         rows = monitor.status_rows(team=team)
-                        live.update(status_table(rows, monitor.store.describe()))
+                        budgets = [b.to_json() for b in monitor.budgets() if not team or b.team == team]
+                        live.update(status_screen(rows, budgets, monitor.store.describe()))
                 except KeyboardInterrupt:
                     pass
     finally:
@@ -207,6 +226,27 @@ def status_table(rows: list[dict[str, Any]], store: str) -> Any:
             str(r["open_findings"]), f"{r['cost_month']:.2f}" if r["cost_month"] else "-",
         )
     return table
+
+
+BUDGET_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+
+
+def status_screen(rows: list[dict[str, Any]], budgets: list[dict[str, Any]], store: str) -> Any:
+    """The pipelines table, and the budgets table when the policy has budgets."""
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.table import Table
+
+    if not budgets:
+        return status_table(rows, store)
+    table = Table(title="budgets this month (UTC)", title_justify="left", expand=False)
+    for column in ("team", "spent", "budget", "share", "warn at", "fail at", "projected", "state"):
+        table.add_column(column, justify="left" if column in ("team", "state") else "right")
+    for b in budgets:
+        table.add_row(escape(b["team"]), f"{b['spent']:.2f} {escape(b['currency'])}", f"{b['budget']:g}",
+                      f"{b['share']:.0%}", f"{b['warn_at']:.0%}", f"{b['fail_at']:.0%}", f"{b['projected']:.2f}",
+                      f"[{BUDGET_STYLE[b['state']]}]{b['state']}[/]")
+    return Group(status_table(rows, store), table)
 
 
 def _minute(text: str | None) -> str:

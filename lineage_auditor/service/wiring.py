@@ -20,7 +20,9 @@ from collectors.store import IndexedStore, open_indexed
 from collectors.store.follow import StoreFollower
 from lineage_auditor.errors import LineageAuditError
 from lineage_auditor.monitor.exposition import Deadline, Extras, render
-from lineage_auditor.monitor.fold import PipelineStatus, sparkline
+from lineage_auditor.governance import Policy
+from lineage_auditor.governance.costs import BudgetStatus, price_facet
+from lineage_auditor.monitor.fold import MonitorState, PipelineStatus, Pricer, sparkline
 from lineage_auditor.times import iso
 
 
@@ -86,9 +88,10 @@ class Monitor:
     """A store followed incrementally, plus what the metrics need beyond the events."""
 
     def __init__(self, store: IndexedStore, *, specs: Iterable[str | Path] = (), audit_config: str | None = None,
-                 spool: Path | None = None, audit_every_s: float = 60.0) -> None:
+                 spool: Path | None = None, audit_every_s: float = 60.0, policy: Policy | None = None) -> None:
         self.store = store
-        self.follower = StoreFollower(store)
+        self.policy = policy
+        self.follower = StoreFollower(store, MonitorState(price=_pricer(policy)))
         self.spec_paths = list(specs)
         self.specs, self.spec_problems = load_spec_infos(self.spec_paths) if self.spec_paths else ([], [])
         self.audit_config = audit_config
@@ -110,12 +113,21 @@ class Monitor:
     def refresh(self) -> int:
         return self.follower.refresh()
 
-    def extras(self) -> Extras:
+    def extras(self, now: datetime | None = None) -> Extras:
         infos = {i.pipeline: i for i in self.specs}
         deadlines = [Deadline(i.pipeline, i.team, i.deadline_s, i.max_duration_s, i.interval_s) for i in infos.values()]
         return Extras(deadlines=deadlines, findings=dict(self.audit.by_check), ai_findings=dict(self.audit.by_dataset),
-                      audit_time=self.audit.at, spool=self._spool_depth(),
+                      audit_time=self.audit.at, spool=self._spool_depth(), budgets=self.budgets(now),
                       events_stored=self.follower.state.events)
+
+    def budgets(self, now: datetime | None = None) -> list[BudgetStatus]:
+        """Each budget of the policy with its team's cost this month (UTC) so far, from the folded events."""
+        if self.policy is None:
+            return []
+        moment = now or datetime.now(timezone.utc)
+        state = self.follower.state
+        return [BudgetStatus.of(b, state.team_cost(b.team, b.currency, moment), moment.date())
+                for b in self.policy.document.budgets]
 
     def metrics(self) -> bytes:
         """The text exposition after folding what arrived since the last call."""
@@ -203,6 +215,18 @@ class Monitor:
         """Open findings about datasets a pipeline wrote (0 when no audit config is given)."""
         written = self.follower.state.outputs.get(pipeline, set())
         return sum(1 for f in self.audit.findings if any(f.subject == d or f.subject.startswith(d + ".") for d in written))
+
+
+def _pricer(policy: Policy | None) -> Pricer | None:
+    """Prices cost facets recorded without an amount with the policy's cost model (as ``costs`` does)."""
+    if policy is None or policy.document.cost_model is None:
+        return None
+
+    def price(facet: Any) -> tuple[float, str]:
+        priced = price_facet(policy, facet)
+        return priced if priced is not None else (0.0, "")
+
+    return price
 
 
 def _deadline_status(info: SpecInfo | None, status: PipelineStatus, now: datetime) -> str:
