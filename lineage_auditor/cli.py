@@ -55,6 +55,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("lineage_auditor.service.cli",
                "One screen for all pipelines: last run, recent durations, deadline, findings, cost."),
     "tokens": ("lineage_auditor.service.cli", "Bearer tokens for `serve` (kept hashed; a token is shown once, when added)."),
+    "alerts": ("lineage_auditor.service.cli",
+               "Alerts without Prometheus: the policy's alerts: routes pipeline failures, missed deadlines, spool backlog, budgets and HIGH AI-dataset findings to webhooks and the console."),
     "policy": ("lineage_auditor.governance.cli",
                "The governance policy (governance.yml): teams, grants, restricted tags, budgets, costs."),
     "generate-orders": ("pipelines.sources.cli",

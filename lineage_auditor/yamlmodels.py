@@ -11,14 +11,24 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator, PlainSerializer, WithJsonSchema
 
+from lineage_auditor.durations import parse_duration
 from lineage_auditor.errors import ConfigError
 from lineage_auditor.textfiles import position
+
+#: A duration in a YAML model, in the one duration grammar (lineage_auditor.durations): 90s, 1d 12h.
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(lambda d: f"{int(d.total_seconds())}s", return_type=str),
+    WithJsonSchema({"type": ["string", "number"], "description": "a duration: 90s, 30m, 1.5h, 1d 12h, 2w, or seconds"}),
+]
 
 #: A message of the file's own for an error (spec-specific wording), or None for the generic one.
 Wording = Callable[[Mapping[str, Any], tuple[Any, ...]], "str | None"]

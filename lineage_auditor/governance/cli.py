@@ -52,13 +52,17 @@ def check_command(path: Path, fmt: str) -> None:
         raise SystemExit(2) from None
     doc = policy.document
     summary = {"valid": True, "teams": len(doc.teams), "grants": len(doc.grants), "restricted_tags": len(doc.restricted_tags),
-               "ai_datasets": len(doc.ai_datasets), "budgets": len(doc.budgets), "cost_model": doc.cost_model is not None}
+               "ai_datasets": len(doc.ai_datasets), "budgets": len(doc.budgets), "cost_model": doc.cost_model is not None,
+               "alert_webhooks": len(doc.alerts.webhooks) if doc.alerts else 0,
+               "alert_console": bool(doc.alerts and doc.alerts.console)}
     if fmt == "json":
         click.echo(json.dumps(summary, indent=2))
     else:
+        routes = (f", alerts to {summary['alert_webhooks']} webhooks" + (" and the console" if summary["alert_console"] else "")
+                  if doc.alerts else "")
         click.echo(f"{path}: valid ({summary['teams']} teams, {summary['grants']} grants, {summary['restricted_tags']} "
                    f"restricted tags, {summary['ai_datasets']} AI datasets, {summary['budgets']} budgets"
-                   + (", a cost model)" if summary["cost_model"] else ", no cost model)"))
+                   + (", a cost model" if summary["cost_model"] else ", no cost model") + routes + ")")
 
 
 @policy_group.command("schema")

@@ -93,11 +93,18 @@ def find_policy(explicit: str | Path | None = None, config_path: str | Path | No
     return Found(load_policy(path), f"governance: in {config_file}")
 
 
+PATTERN_WORDING = {
+    "currency": "is not a currency code (three capital letters: USD, EUR)",
+    "url": "is not an http:// or https:// URL",
+    "token_env": "is not an environment variable's name (letters, digits and _)",
+}
+
+
 def _wording(err: Mapping[str, Any], loc: tuple[Any, ...]) -> str | None:
     header = header_wording(err, loc, kind=KIND, what="a governance policy", api_version=API_VERSION)
-    if header or err["type"] != "string_pattern_mismatch" or not loc or loc[-1] != "currency":
+    if header or err["type"] != "string_pattern_mismatch" or not loc or loc[-1] not in PATTERN_WORDING:
         return header
-    return f"{err.get('input')!r} is not a currency code (three capital letters: USD, EUR)"
+    return f"{err.get('input')!r} {PATTERN_WORDING[loc[-1]]}"
 
 
 def _references(policy: Policy) -> list[Problem]:
@@ -135,4 +142,15 @@ def _references(policy: Policy) -> list[Problem]:
     for i, ai in enumerate(doc.ai_datasets):
         if ai.owner.startswith("team:"):
             known(ai.owner[5:], ("ai_datasets", i, "owner"))
+    if doc.alerts is not None:
+        routes: list[tuple[tuple[Any, ...], Any]] = [(("alerts", "webhooks", i), w) for i, w in enumerate(doc.alerts.webhooks)]
+        if doc.alerts.console is not None:
+            routes.append((("alerts", "console"), doc.alerts.console))
+        for loc, route in routes:
+            for j, team in enumerate(route.teams):
+                known(team, (*loc, "teams", j))
+        hooks = [doc.alerts.webhook_name(i) for i in range(len(doc.alerts.webhooks))]
+        for i, name in enumerate(hooks):
+            if name in hooks[:i]:
+                problem(("alerts", "webhooks", i, "name"), f"two webhooks are named {name!r} (names keep their dead-letter files apart)")
     return problems

@@ -12,10 +12,13 @@ rule silently ignored.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lineage_auditor.yamlmodels import Duration
 
 API_VERSION = "lineage-audit/v1"
 KIND = "Policy"
@@ -112,6 +115,71 @@ class CostModel(_Policy):
                                                                         "bigquery, snowflake), instead of default")
 
 
+class AlertCondition(StrEnum):
+    """What ``alerts:`` can route: the conditions of deploy/prometheus/alerts.yml."""
+
+    PIPELINE_FAILED = "pipeline_failed"  # a pipeline's latest run ended in FAIL or ABORT
+    DEADLINE_MISSED = "deadline_missed"  # no success within a spec's sla.deadline (needs the specs)
+    SPOOL_BACKLOG = "spool_backlog"  # lineage events waiting in the local spool
+    BUDGET_WARN = "budget_warn"  # a team spent its budget's warn_at this month
+    AI_DATASET_HIGH_FINDINGS = "ai_dataset_high_findings"  # HIGH findings on an AI dataset (needs the audit config)
+
+
+#: As in deploy/prometheus/alerts.yml: a backlog pages only when it stays (the target is down, not slow).
+DEFAULT_HOLD = {AlertCondition.SPOOL_BACKLOG: timedelta(minutes=15)}
+
+
+class _Route(_Policy):
+    conditions: list[AlertCondition] = Field(default_factory=lambda: list(AlertCondition),
+                                             description="the conditions sent here [default: all]")
+    teams: list[str] = Field(default_factory=list, description="only alerts about these teams' pipelines and budgets "
+                                                                "[default: every alert, also those of no team]")
+    send_resolved: bool = Field(True, description="also say when an alert's condition has ended")
+
+
+class ConsoleRoute(_Route):
+    """Alerts as one line each on the console (the service's log, or the output of `alerts check`)."""
+
+
+class WebhookRoute(_Route):
+    """Alerts POSTed as JSON, in Alertmanager's webhook format (version 4), one alert per request."""
+
+    name: str = Field("", description="the receiver's name in the payload and the dead-letter file [default: webhook-N]")
+    url: str = Field(pattern=r"^https?://\S+$", description="where to POST")
+    token_env: str = Field("", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$",
+                           description="environment variable holding a bearer token (never the token itself)")
+    attempts: int = Field(5, ge=1, le=50, description="tries per notification (the one retry policy: backoff with jitter)")
+    backoff: Duration = Field(timedelta(seconds=1), description="first wait between tries; doubles each time")
+    timeout: Duration = Field(timedelta(seconds=10), description="per request")
+    dead_letter: str = Field("", description="JSON lines file holding what could not be delivered "
+                                             "[default: <state folder>/<name>.dead-letter.jsonl]")
+
+
+class AlertsPolicy(_Policy):
+    """Alerting without Prometheus: the same conditions as deploy/prometheus/alerts.yml, routed here."""
+
+    every: Duration = Field(timedelta(minutes=1), description="how often `lineage-audit serve` evaluates the conditions")
+    for_: dict[AlertCondition, Duration] = Field(
+        default_factory=dict, alias="for",
+        description="how long a condition must hold before it fires [default: spool_backlog 15m, others at once]")
+    state: str = Field("", description="file remembering which alerts fire [default: $LINEAGE_AUDIT_HOME/alerts/state.json]")
+    console: ConsoleRoute | None = None
+    webhooks: list[WebhookRoute] = Field(default_factory=list)
+
+    def hold(self, condition: AlertCondition) -> timedelta:
+        """How long ``condition`` must hold before it fires (``for:``, else the rules' default)."""
+        return self.for_.get(condition, DEFAULT_HOLD.get(condition, timedelta(0)))
+
+    def webhook_name(self, index: int) -> str:
+        return self.webhooks[index].name or f"webhook-{index + 1}"
+
+    @model_validator(mode="after")
+    def _routes_somewhere(self) -> "AlertsPolicy":
+        if self.console is None and not self.webhooks:
+            raise ValueError("alerts need a console: or at least one webhooks: entry")
+        return self
+
+
 class PolicyDocument(_Policy):
     api_version: str = Field(alias="apiVersion", pattern=f"^{re.escape(API_VERSION)}$")
     kind: str = Field(pattern=f"^{KIND}$")
@@ -122,6 +190,7 @@ class PolicyDocument(_Policy):
     ai_datasets: list[AIDatasetRule] = Field(default_factory=list)
     budgets: list[Budget] = Field(default_factory=list)
     cost_model: CostModel | None = None
+    alerts: AlertsPolicy | None = None
 
 
 class Approval(_Policy):

@@ -28,7 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from lineage_auditor.errors import EventError, StoreError
+from lineage_auditor.errors import EventError, LineageAuditError, StoreError
 from lineage_auditor.governance import load_policy
 from lineage_auditor.service.access import Access, Caller
 from lineage_auditor.service.tokens import TokenBook
@@ -55,6 +55,7 @@ class ServiceConfig:
     audit_config: str | None = None
     spool: Path | None = None
     audit_every_s: float = 60.0
+    alerts: bool = True  # evaluate the policy's alerts: (when it has them)
 
 
 def create_app(config: ServiceConfig, *, monitor: Monitor | None = None) -> FastAPI:
@@ -68,6 +69,8 @@ def create_app(config: ServiceConfig, *, monitor: Monitor | None = None) -> Fast
     app.state.access = access
     _install_headers(app)
     _install_audit(app, monitor)
+    if config.alerts:
+        _install_alerts(app, monitor)
     # Fold the store once at startup, in the background: a first scrape then costs what is new.
     app.router.add_event_handler("startup", lambda: threading.Thread(target=_warm_up, args=(monitor,), daemon=True).start())
 
@@ -286,3 +289,29 @@ def _install_audit(app: FastAPI, monitor: Monitor) -> None:
     app.router.add_event_handler("startup", thread.start)
     app.router.add_event_handler("shutdown", stop.set)
     app.state.audit_started = time.time()
+
+
+def _install_alerts(app: FastAPI, monitor: Monitor) -> None:
+    """Evaluate the policy's ``alerts:`` every ``alerts.every`` (console lines go to the service's log)."""
+    import sys
+
+    alerting = monitor.alerting(lambda line: print(f"lineage-audit alert: {line}", file=sys.stderr, flush=True))
+    if alerting is None:
+        return
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                report = alerting.check(monitor.alert_snapshot())
+                for hook in report.webhooks:
+                    if hook.waiting:
+                        print(f"lineage-audit alerts: webhook {hook.name}: {hook.waiting} notification(s) waiting in "
+                              f"{hook.dead_letter} ({hook.error})", file=sys.stderr, flush=True)
+            except LineageAuditError as exc:  # the store is down, a damaged state file: say so, try next round
+                print(f"lineage-audit alerts: {exc}", file=sys.stderr, flush=True)
+            stop.wait(alerting.every_s)
+
+    thread = threading.Thread(target=loop, name="lineage-audit-alerts", daemon=True)
+    app.router.add_event_handler("startup", thread.start)
+    app.router.add_event_handler("shutdown", stop.set)

@@ -63,14 +63,18 @@ def _policy(path: str | None, audit_config: str | None) -> Any:
 @click.option("--audit-every", default="60s", show_default=True, help="Re-audit at most this often when events arrived.")
 @click.option("--spool", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="A spool folder whose depth /metrics reports (lineage emit backlog of this host).")
+@click.option("--no-alerts", is_flag=True,
+              help="Do not evaluate the policy's alerts: here (another replica or a cron `alerts check` does).")
 def serve_command(store: str | None, host: str, port: int, tokens: Path | None, no_auth: bool, policy: str | None,
-                  specs: tuple[Path, ...], audit_config: str | None, audit_every: str, spool: Path | None) -> None:
+                  specs: tuple[Path, ...], audit_config: str | None, audit_every: str, spool: Path | None,
+                  no_alerts: bool) -> None:
     """Serve the OpenLineage endpoint, Prometheus metrics and status pages over a lineage store.
 
     POST /api/v1/lineage takes what openlineage-python's HttpTransport, Airflow's provider
     and other producers send (one event per request; re-sends are stored once; an invalid
     event is refused with 422 and a reason). GET /metrics is for Prometheus, GET /healthz is
     the only route open without a token. Several replicas may share one PostgreSQL store.
+    With a policy that has alerts:, the alert conditions are evaluated every alerts.every.
 
     \b
     Examples:
@@ -92,7 +96,7 @@ def serve_command(store: str | None, host: str, port: int, tokens: Path | None, 
                           file=str(token_file))
     config = ServiceConfig(store=_default_store(store), tokens=token_file, policy=policy,
                            specs=tuple(str(s) for s in specs), audit_config=audit_config, spool=spool,
-                           audit_every_s=parse_seconds(audit_every))
+                           audit_every_s=parse_seconds(audit_every), alerts=not no_alerts)
     app = create_app(config)
     click.echo(f"lineage-audit serve: {app.state.monitor.store.describe()} on http://{host}:{port}", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, server_header=False)
@@ -330,4 +334,74 @@ def tokens_list(path: Path | None, fmt: str) -> None:
         click.echo(f"{e.id}  {e.user:20}  created {e.created}" + (f"  revoked {e.revoked}" if e.revoked else ""))
 
 
-COMMANDS = [serve_command, metrics_command, status_command, tokens_group]
+@click.group("alerts")
+def alerts_group() -> None:
+    """Alerts without Prometheus: the policy's alerts: routes pipeline failures, missed deadlines, spool backlog, budgets and HIGH AI-dataset findings to webhooks and the console.
+
+    `serve --policy` evaluates them every alerts.every; `alerts check` evaluates once (cron).
+    Both notify an alert once when its condition starts and once when it ends, sharing one
+    state file (locked), so they never notify one episode twice on one host.
+
+    \b
+    Examples:
+      lineage-audit alerts check --policy governance.yml --specs pipelines/specs
+      */5 * * * * lineage-audit alerts check --store postgresql://lineage@db/lineage --policy /etc/lineage/governance.yml
+    """
+
+
+@alerts_group.command("check")
+@_store_option
+@_specs_option
+@_config_option
+@_budget_policy_option
+@click.option("--spool", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Spool folder whose backlog is a condition [default: $LINEAGE_AUDIT_HOME/spool].")
+@_format
+def alerts_check(store: str | None, specs: tuple[Path, ...], audit_config: str | None, policy: str | None,
+                 spool: Path | None, fmt: str) -> None:
+    """Evaluate the alert conditions once: notify what started or ended, deliver what waits.
+
+    Webhook notifications that cannot be delivered (the receiver stays down after the
+    retries) wait in a dead-letter file and are sent, in order, by a later check.
+    Exit 0 when no alert is firing, 1 when one is, 2 for bad input (no alerts: in the policy).
+
+    \b
+    Examples:
+      lineage-audit alerts check --policy governance.yml --specs pipelines/specs --config lineage-audit.yml
+      lineage-audit alerts check --policy governance.yml --format json
+    """
+    from collectors.store.address import default_spool_dir
+    from lineage_auditor.service.wiring import Monitor
+
+    found = _policy(policy, audit_config)
+    if found is None:
+        raise ConfigError("no governance policy: give --policy (its alerts: section routes the alerts)")
+    if found.document.alerts is None:
+        raise ConfigError("the policy has no alerts: section (webhooks:, console:)", file=found.file)
+    monitor = Monitor.open(_default_store(store), specs=[str(s) for s in specs], audit_config=audit_config,
+                           spool=spool or default_spool_dir(), policy=found)
+    try:
+        if audit_config:
+            monitor.refresh()
+            monitor.run_audit()
+        alerting = monitor.alerting(lambda line: click.echo(line, err=fmt == "json"))
+        assert alerting is not None
+        report = alerting.check(monitor.alert_snapshot())
+    finally:
+        monitor.close()
+    for problem in monitor.spec_problems:
+        click.echo(f"warning: {problem}", err=True)
+    for hook in report.webhooks:
+        if hook.waiting:
+            click.echo(f"warning: webhook {hook.name}: {hook.waiting} notification(s) waiting in {hook.dead_letter} "
+                       f"({hook.error})", err=True)
+    if fmt == "json":
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        delivered = ", ".join(f"{h.name} {h.delivered} delivered, {h.waiting} waiting" for h in report.webhooks)
+        click.echo(f"{len(report.firing)} alert(s) firing; {len(report.notified)} notification(s) this check"
+                   + (f"; webhooks: {delivered}" if delivered else ""), err=True)
+    sys.exit(1 if report.firing else 0)
+
+
+COMMANDS = [serve_command, metrics_command, status_command, tokens_group, alerts_group]

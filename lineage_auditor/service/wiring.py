@@ -8,9 +8,10 @@ construction.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,7 +20,9 @@ from typing import Any
 from collectors.store import IndexedStore, open_indexed
 from collectors.store.follow import StoreFollower
 from lineage_auditor.errors import LineageAuditError
+from lineage_auditor.monitor.alerts import Snapshot
 from lineage_auditor.monitor.exposition import Deadline, Extras, render
+from lineage_auditor.monitor.notify import Alerting
 from lineage_auditor.governance import Policy
 from lineage_auditor.governance.costs import BudgetStatus, price_facet
 from lineage_auditor.monitor.fold import MonitorState, PipelineStatus, Pricer, sparkline
@@ -133,6 +136,28 @@ class Monitor:
         """The text exposition after folding what arrived since the last call."""
         self.refresh()
         return render(self.follower.state, self.extras())
+
+    # -------------------------------------------------------------------------- alerts
+
+    def alerting(self, console: Callable[[str], None]) -> Alerting | None:
+        """The policy's ``alerts:`` (None without): files in ``$LINEAGE_AUDIT_HOME/alerts`` unless it places them."""
+        if self.policy is None or self.policy.document.alerts is None:
+            return None
+        from collectors.store.address import lineage_home
+
+        return Alerting(self.policy.document.alerts, folder=lineage_home() / "alerts", base=Path(self.policy.file).parent,
+                        console=console)
+
+    def alert_snapshot(self, now: datetime | None = None) -> Snapshot:
+        """What the alert conditions look at, from the same status, budgets and findings the metrics show."""
+        rows = self.status_rows(now=now)
+        spool = self._spool_depth()
+        return Snapshot(
+            failed=[(r["pipeline"], r["team"], r["last_error"] or "") for r in rows if r["last_state"] in ("FAIL", "ABORT")],
+            missed=[(r["pipeline"], r["team"]) for r in rows if r["deadline"] == "missed"],
+            spool=spool[0] if spool else None, budgets=self.budgets(now),
+            ai_high={dataset: n for (dataset, severity), n in self.audit.by_dataset.items() if severity == "high"},
+            instance=socket.gethostname())
 
     def _spool_depth(self) -> tuple[int, int] | None:
         if self.spool is None:

@@ -14,22 +14,16 @@ from datetime import date, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, PlainSerializer, WithJsonSchema, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lineage_auditor.durations import parse_duration
 from lineage_auditor.governance.model import Approval
+from lineage_auditor.yamlmodels import Duration
 from pipelines.dsl.columns import check_type
 
 API_VERSION = "lineage-audit/v1"
 KIND = "Pipeline"
 ID_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(parse_duration),
-    PlainSerializer(lambda d: f"{int(d.total_seconds())}s", return_type=str),
-    WithJsonSchema({"type": ["string", "number"], "description": "a duration: 90s, 30m, 1.5h, 1d 12h, 2w, or seconds"}),
-]
 StepId = Annotated[str, Field(pattern=ID_PATTERN, description="lower-case letters, digits and _")]
 TableName = Annotated[str, Field(pattern=r"^[A-Za-z_][\w$]*(\.[A-Za-z_][\w$]*){1,2}$",
                                  description="a table as schema.table (or db.schema.table)")]
