@@ -9,7 +9,7 @@ in the same process (one transaction per event, as the embedded transport does):
 and /metrics on a store of 50,000 events: the first scrape of a fresh process (folds every
 event once) and the median of later scrapes (fold only what is new), after 100 new events too.
 
-Usage: python bench/serve.py [--events N] [--store-events N] [--pg DSN]
+Usage: python bench/serve.py [--events N] [--store-events N] [--clients N...] [--pg DSN]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,16 +56,36 @@ def in_process(events: list[dict], root: Path) -> float:
         return rate("embedded store, in-process add_event (peer)", len(events), time.perf_counter() - began)
 
 
-def over_http(events: list[dict], root: Path, store: str, label: str) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def over_http(events: list[dict], root: Path, store: str, label: str, clients: int = 1) -> float:
+    """Events/s when ``clients`` producers send at once, each one event per request, in order."""
     token = add_token(root, "bench")
     server = start_server(["--store", store, "--tokens", str(root / "tokens.json")], root)
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"{server.url}/api/v1/lineage"
+
+    def send(share: list[dict]) -> None:
+        with httpx.Client(headers=headers, timeout=30) as http:
+            for event in share:
+                assert http.post(url, json=event).status_code == 201
+
     try:
-        with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
-            http.post(f"{server.url}/api/v1/lineage", json=make_events(1, offset=10**6)[0])  # warm up
-            began = time.perf_counter()
-            for event in events:
-                assert http.post(f"{server.url}/api/v1/lineage", json=event).status_code == 201
-            return rate(label, len(events), time.perf_counter() - began)
+        with httpx.Client(headers=headers, timeout=30) as http:
+            http.post(url, json=make_events(1, offset=10**6)[0])  # warm up
+        shares = [events[i::clients] for i in range(clients)]
+        cpu, began = cpu_seconds(server.process.pid), time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(send, shares))
+        per_s = rate(f"{label}, {clients} client{'s' if clients > 1 else ''}", len(events), time.perf_counter() - began)
+        used = cpu_seconds(server.process.pid) - cpu
+        print(f"    serve's own CPU: {used:.2f} s, {len(events) / used:.0f} events per CPU-second "
+              "(what one core would ingest with the clients elsewhere)")
+        return per_s
     finally:
         server.stop()
 
@@ -100,6 +121,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--store-events", type=int, default=50_000)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8],
+                        help="producers sending at once (each one event per request)")
     parser.add_argument("--pg", default=os.environ.get("LINEAGE_AUDIT_PG_DSN"))
     args = parser.parse_args()
     events = make_events(args.events)
@@ -107,8 +130,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         peer = in_process(events, root)
-        sqlite = over_http(events, root, f"embedded:{root / 'served.db'}", "serve over HTTP, embedded store")
-        print(f"  ratio HTTP/in-process: {sqlite / peer:.2f}x")
+        for clients in args.clients:
+            served = root / f"served-{clients}.db"
+            sqlite = over_http(events, root, f"embedded:{served}", "serve over HTTP, embedded store", clients)
+            print(f"  ratio HTTP/in-process: {sqlite / peer:.2f}x")
         if args.pg:
             import psycopg
 
@@ -120,8 +145,11 @@ def main() -> None:
 
                 parts = urlsplit(args.pg)
                 dsn = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
-                pg = over_http(events, root, dsn, "serve over HTTP, PostgreSQL store")
-                print(f"  ratio HTTP+PostgreSQL/in-process: {pg / peer:.2f}x")
+                for clients in args.clients:
+                    with psycopg.connect(dsn, autocommit=True) as conn:  # each run starts from an empty store
+                        conn.execute("DROP SCHEMA IF EXISTS lineage_audit CASCADE")
+                    pg = over_http(events, root, dsn, "serve over HTTP, PostgreSQL store", clients)
+                    print(f"  ratio HTTP+PostgreSQL/in-process: {pg / peer:.2f}x")
             finally:
                 with psycopg.connect(args.pg, autocommit=True) as conn:
                     conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -30,6 +30,7 @@ import hashlib
 import json
 import re
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -57,6 +58,7 @@ CHAR_PX, NODE_PAD, LAYER_GAP = 8.8, 22, 40
 LABEL_LINE = 12
 COLUMN_X, ROW, BLOCK_GAP = 330, 30, 36
 MAX_SQL_CHARS = 20_000
+SQL_WITHHELD = "-- withheld: this job touches a restricted column you have no read grant for"
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,10 @@ def write_graph_html(
     return out
 
 
-def graph_view(graph: LineageGraph, *, focus: DatasetRef | None = None) -> GraphView:
+def graph_view(graph: LineageGraph, *, focus: DatasetRef | None = None,
+               hide_sql: Collection[JobRef] = ()) -> GraphView:
     """The graph view's parts, for pages that embed it (see templates/graph_view.html.j2)."""
-    data = graph_view_data(graph, focus=focus)
+    data = graph_view_data(graph, focus=focus, hide_sql=hide_sql)
     return GraphView(
         css=Markup(_asset("graph_view.css")),
         vis_js=Markup(vis_network_js()),
@@ -150,10 +153,12 @@ def vis_network_js() -> str:
 # ---------------------------------------------------------------------------- data
 
 
-def graph_view_data(graph: LineageGraph, *, focus: DatasetRef | None = None) -> dict[str, Any]:
+def graph_view_data(graph: LineageGraph, *, focus: DatasetRef | None = None,
+                    hide_sql: Collection[JobRef] = ()) -> dict[str, Any]:
     """The JSON the page script reads: nodes with positions, panel lists and column edges.
 
-    Ids are short and synthetic (``d0``, ``j0``, ``c0``): names travel only as data.
+    Ids are short and synthetic (``d0``, ``j0``, ``c0``): names travel only as data. The SQL of
+    the jobs in ``hide_sql`` (a reader without the grant to see it) never reaches the page.
     """
     if focus is not None and focus not in graph:
         raise LineageAuditError(f"dataset {focus} is not in the graph")
@@ -191,7 +196,7 @@ def graph_view_data(graph: LineageGraph, *, focus: DatasetRef | None = None) -> 
         out_jobs.append({
             "id": ids[j], "ns": j.namespace, "name": j.name, "label": labels[j], "state": run.state if run else "",
             "group": parents[j].name if j in parents else "",
-            "sql": str(graph.info(j).get("sql") or "")[:MAX_SQL_CHARS],
+            "sql": SQL_WITHHELD if j in hide_sql else str(graph.info(j).get("sql") or "")[:MAX_SQL_CHARS],
             "ins": id_list(graph.job_inputs(j)), "outs": id_list(graph.job_outputs(j)),
             "x": table_pos[j][0], "y": table_pos[j][1],
         })

@@ -9,12 +9,12 @@ reads a store.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from lineage_auditor.events import Run
 from lineage_auditor.graph import LineageGraph
-from lineage_auditor.model import DatasetRef
+from lineage_auditor.model import ColumnRef, DatasetRef, JobRef
 from reports.html_graph import _env, csp_policy, graph_view
 
 PLOT_W, PLOT_H, BAR_GAP = 600, 120, 2
@@ -51,18 +51,25 @@ def pipeline_page(name: str, status: Any, runs: Sequence[Run], steps: list[dict[
 
 
 def dataset_page(graph: LineageGraph, dataset: DatasetRef, findings: Iterable[Any], *, user: str,
-                 may_read_sql: bool) -> tuple[str, str]:
-    """The dataset's columns and where each comes from, its writers (SQL hidden without a
-    grant), its findings and the lineage graph focused on it; the page and its CSP."""
+                 withheld_columns: Mapping[ColumnRef, str] | None = None,
+                 withheld_jobs: Collection[JobRef] = ()) -> tuple[str, str]:
+    """The dataset's columns and where each comes from, its writers, its findings and the
+    lineage graph focused on it; the page and its CSP.
+
+    A column in ``withheld_columns`` (the reader may not read it; the value says why) is shown
+    by name with the reason; the SQL of the jobs in ``withheld_jobs`` is left out everywhere.
+    """
+    hidden = withheld_columns or {}
     columns = []
     for column in graph.columns(dataset):
         upstream = [f"{c.dataset.name}.{c.field}" for c in graph.column_upstream(column, 1)]
-        columns.append({"name": column.field, "upstream": upstream})
+        columns.append({"name": column.field, "upstream": upstream, "withheld": hidden.get(column, "")})
     writers = []
     for job in graph.producers(dataset):
         sql = str(graph.info(job).get("sql") or "")
-        writers.append({"job": str(job), "sql": sql if may_read_sql else "", "sql_hidden": bool(sql) and not may_read_sql})
-    view = graph_view(graph, focus=dataset)
+        withheld = job in withheld_jobs
+        writers.append({"job": str(job), "sql": "" if withheld else sql, "sql_hidden": bool(sql) and withheld})
+    view = graph_view(graph, focus=dataset, hide_sql=withheld_jobs)
     html = _render("dataset", f"Dataset {dataset.name}", user, dataset=dataset, columns=columns, writers=writers,
                    findings=[f.to_json() for f in findings], view=view)
     return html, csp_policy(view.script_hashes) + FRAME_ANCESTORS

@@ -176,3 +176,72 @@ def test_a_revoked_token_is_refused_by_the_running_server(served: tuple[Server, 
                    capture_output=True)
     assert httpx.get(f"{server.url}/metrics", headers=auth).status_code == 401
     assert second not in tokens.read_text(), "only the hash is kept"
+
+
+def test_concurrent_producers_resending_each_others_events_store_each_once(tmp_path: Path) -> None:
+    """Eight producers at once, every event sent by two of them: requests that meet in one
+    group commit still store each event once, and exactly one of its two senders hears 201."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    token = add_token(tmp_path, "alice")
+    store = tmp_path / "central.db"
+    server = start_server(["--store", f"embedded:{store}", "--tokens", str(tmp_path / "tokens.json")], tmp_path)
+    events = _events(100)  # 400 events
+    shares = [[e for k, e in enumerate(events) if k % 8 in (i, (i + 1) % 8)] for i in range(8)]
+
+    def send(share: list[dict[str, Any]]) -> list[tuple[str, int]]:
+        with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+            return [(e["run"]["runId"] + e["eventType"], http.post(f"{server.url}/api/v1/lineage", json=e).status_code)
+                    for e in share]
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            answers = [a for part in pool.map(send, shares) for a in part]
+    finally:
+        server.stop()
+    assert len(answers) == 800 and {code for _, code in answers} <= {200, 201}
+    created: dict[str, int] = {}
+    for key, code in answers:
+        created[key] = created.get(key, 0) + (code == 201)
+    assert set(created.values()) == {1}, "each event: one 201 (stored), one 200 (duplicate)"
+    with EmbeddedStore(store) as db:
+        assert db.count() == 400
+
+
+def test_a_failed_group_commit_acknowledges_none_of_its_requests(tmp_path: Path) -> None:
+    """When the store fails a transaction, every request waiting on it fails (the route answers
+    503 with Retry-After), none is reported stored, and the next transaction goes on."""
+    import asyncio
+
+    from collectors.store import event_row
+    from lineage_auditor.errors import StoreError
+    from lineage_auditor.service.ingest import GroupCommit
+
+    class FailingOnce:
+        """The embedded store, whose first transaction fails as a full disk would fail it."""
+
+        def __init__(self, store: EmbeddedStore) -> None:
+            self.store, self.failed = store, False
+
+        def add_rows(self, rows: Any) -> list[bool]:
+            if not self.failed:
+                self.failed = True
+                raise StoreError("disk full")
+            return self.store.add_rows(rows)
+
+    events = _events(5)
+    with EmbeddedStore(tmp_path / "s.db") as db:
+        commit = GroupCommit(FailingOnce(db))
+
+        async def send_all() -> list[Any]:
+            return await asyncio.gather(*(commit.add(event_row(e)) for e in events), return_exceptions=True)
+
+        first = asyncio.run(send_all())
+        failed = [r for r in first if isinstance(r, StoreError)]
+        assert failed and all(r is True or isinstance(r, StoreError) for r in first)
+        stored_first = db.count()
+        assert stored_first == sum(1 for r in first if r is True), "only what was acknowledged is stored"
+        again = asyncio.run(send_all())  # the producers retry everything that failed
+        commit.stop()
+        assert all(isinstance(r, bool) for r in again)
+        assert db.count() == len(events)

@@ -7,11 +7,12 @@ either; :func:`open_indexed` opens the one a store address names.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from collectors.store.address import StoreKind, parse_address, store_path
+from collectors.store.rows import EventRow, event_row
 from collectors.store.sqlite import EmbeddedStore
 from lineage_auditor.errors import StoreError
 
@@ -24,6 +25,8 @@ class IndexedStore(Protocol):
     def add_event(self, event: dict[str, Any]) -> bool: ...
 
     def add_events(self, events: Iterable[dict[str, Any]]) -> int: ...
+
+    def add_rows(self, rows: Sequence[EventRow]) -> list[bool]: ...
 
     def count(self) -> int: ...
 
@@ -62,4 +65,4 @@ def open_indexed(config: dict[str, Any] | str, *, create: bool = True) -> Indexe
     raise StoreError(f"{kind} is not a lineage store with an index; use embedded[:PATH] or postgresql://...")
 
 
-__all__ = ["EmbeddedStore", "IndexedStore", "open_indexed"]
+__all__ = ["EmbeddedStore", "EventRow", "IndexedStore", "event_row", "open_indexed"]

@@ -20,14 +20,14 @@ an event whose transaction commits late is never skipped by a reader that moved 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from collectors.store.rows import dataset_rows, event_row
+from collectors.store.rows import EventRow, dataset_rows, event_row
 from lineage_auditor.errors import StoreError, StoreNotFound
 from lineage_auditor.events import RunEvent
 from lineage_auditor.scrub import scrub_text, scrub_url
@@ -182,7 +182,9 @@ class PostgresStore:
     # -- writing --------------------------------------------------------------------------
 
     def _insert(self, cur: Any, raw: Any) -> bool:
-        row = event_row(raw)
+        return self._insert_row(cur, event_row(raw))
+
+    def _insert_row(self, cur: Any, row: EventRow) -> bool:
         cur.execute(
             f"INSERT INTO {SCHEMA}.events (run_id, event_type, event_time, job_namespace, job_name, payload, added_at) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (run_id, event_type, event_time) DO NOTHING RETURNING id",
@@ -202,6 +204,20 @@ class PostgresStore:
         """
         with self._tx() as cur:
             return self._insert(cur, event)
+
+    def add_rows(self, rows: Sequence[EventRow]) -> list[bool]:
+        """Store rows built by :func:`~collectors.store.rows.event_row` in ONE transaction (a group
+        commit); for each, whether it was new. All are stored or none (:class:`StoreError`).
+
+        Rows are written in identity order, so two replicas' batches take their row locks in
+        one order and never wait on each other in a cycle.
+        """
+        order = sorted(range(len(rows)), key=lambda i: (rows[i].run_id, rows[i].event_type, rows[i].event_time))
+        added = [False] * len(rows)
+        with self._tx() as cur:
+            for i in order:
+                added[i] = self._insert_row(cur, rows[i])
+        return added
 
     def add_events(self, events: Iterable[dict[str, Any]]) -> int:
         """Store many events in few transactions; returns how many were new.

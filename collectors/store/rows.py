@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
+
 from collectors.openlineage_json import event_identity
 from lineage_auditor.errors import EventError
 from lineage_auditor.events import RunEvent, from_openlineage, is_static_event
@@ -35,22 +37,33 @@ class EventRow:
                 self.added_at)
 
 
-def event_row(raw: Any) -> EventRow:
-    """Validate ``raw`` (the one event model) and build its row; EventError names what is wrong."""
+def event_row(raw: Any, event: RunEvent | None = None) -> EventRow:
+    """Validate ``raw`` (the one event model) and build its row; EventError names what is wrong.
+
+    ``event`` is ``raw`` already read with :func:`from_openlineage` (a caller that needed it
+    first, such as the service's access check), so it is not read twice.
+    """
     if is_static_event(raw):
         run_id, event_type, raw_time = event_identity(raw)
         try:
             when = time_key(raw_time)
         except ValueError:
             raise EventError(f"eventTime: not an ISO 8601 date-time: {raw_time[:60]!r}") from None
-        event, job_ns, job_name = None, None, None
+        job_ns, job_name = None, None
+        event = None
     else:
-        event = from_openlineage(raw)
+        event = event or from_openlineage(raw)
         run_id, event_type, when = event.identity
         job_ns, job_name = event.job.namespace, event.job.name
-    return EventRow(event, run_id, event_type, when, job_ns, job_name,
-                    json.dumps(raw, ensure_ascii=False, separators=(",", ":"), default=str),
-                    time_key(datetime.now(timezone.utc)))
+    return EventRow(event, run_id, event_type, when, job_ns, job_name, _payload(raw), time_key(datetime.now(timezone.utc)))
+
+
+def _payload(raw: Any) -> str:
+    """The event as compact JSON text (orjson: ~4x json.dumps; json for what orjson refuses, such as huge ints)."""
+    try:
+        return orjson.dumps(raw, default=str, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(raw, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def dataset_rows(event: RunEvent) -> list[tuple[str, str, str, str]]:

@@ -18,7 +18,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from collectors.store.rows import dataset_rows, event_row
+from collectors.store.rows import EventRow, dataset_rows, event_row
 from collectors.store.schema import DDL, OLD_VIEW_TABLES, SCHEMA_VERSION
 from lineage_auditor.errors import EventError, StoreError, StoreNotFound
 from lineage_auditor.events import RunEvent, from_openlineage, is_static_event
@@ -138,7 +138,9 @@ class EmbeddedStore:
     # -- writing ----------------------------------------------------------------------------
 
     def _insert(self, conn: sqlite3.Connection, raw: Any) -> bool:
-        row = event_row(raw)
+        return self._insert_row(conn, event_row(raw))
+
+    def _insert_row(self, conn: sqlite3.Connection, row: EventRow) -> bool:
         cursor = conn.execute(
             "INSERT OR IGNORE INTO events (run_id, event_type, event_time, job_namespace, job_name, payload, added_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -158,6 +160,12 @@ class EmbeddedStore:
         """
         with self._write() as tx:
             return self._insert(tx.conn, event)
+
+    def add_rows(self, rows: Sequence[EventRow]) -> list[bool]:
+        """Store rows built by :func:`~collectors.store.rows.event_row` in ONE transaction (a group
+        commit); for each, whether it was new. All are stored or none (:class:`StoreError`)."""
+        with self._write() as tx:
+            return [self._insert_row(tx.conn, row) for row in rows]
 
     def add_events(self, events: Iterable[dict[str, Any]]) -> int:
         """Store many events in few transactions; returns how many were new.

@@ -12,6 +12,7 @@ caller is ``anonymous``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from fastapi.responses import JSONResponse
@@ -78,12 +79,15 @@ class Access:
                 return decisions[0].explain()
         return ""
 
-    def may_read(self, caller: Caller, dataset: DatasetRef, column: str | None = None,
-                 tags: tuple[str, ...] = ()) -> bool:
-        """May ``caller`` see ``column`` of ``dataset`` (values, SQL)? Always without a policy."""
-        if self.policy is None:
-            return True
-        return any(bool(self.policy.can_read(team, dataset, column, tags)) for team in caller.teams)
+    def read_refusal(self, caller: Caller, dataset: DatasetRef, column: str | None, tags: Sequence[str]) -> str:
+        """Why ``caller`` may not see ``column`` of ``dataset`` (its values, the SQL touching it),
+        which carries ``tags``; "" when they may. Everything is readable without a policy."""
+        if self.policy is None or not tags:
+            return ""
+        if not caller.teams:
+            return f"user {caller.user} is in no team of the policy"
+        decisions = [self.policy.can_read(team, dataset, column, tags) for team in caller.teams]
+        return "" if any(decisions) else decisions[0].explain()
 
 
 def _unauthorized(detail: str) -> JSONResponse:

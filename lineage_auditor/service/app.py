@@ -6,35 +6,33 @@ only modules allowed to import every package.
 
 Routes: ``POST /api/v1/lineage`` (the OpenLineage HTTP transport's endpoint: one event per
 request, idempotent on re-sends, 4xx with a clear body for an invalid event, which is never
-stored in part), ``GET /healthz`` (the only open route), ``GET /metrics`` (Prometheus) and
+stored in part; plain ASGI with a group commit, see :mod:`.ingest`), ``GET /healthz`` (the only open route), ``GET /metrics`` (Prometheus) and
 the pages. Every answer carries security headers (CSP without inline script from data,
 nosniff, no framing, no referrer).
 """
 
 from __future__ import annotations
 
-import gzip
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
-from lineage_auditor.errors import EventError, LineageAuditError, StoreError
+from collectors.store import event_row
+from lineage_auditor.errors import LineageAuditError, StoreError
 from lineage_auditor.governance import load_policy
 from lineage_auditor.service.access import Access, Caller
+from lineage_auditor.service.ingest import GroupCommit, IngestRoute
 from lineage_auditor.service.tokens import TokenBook
+from lineage_auditor.service.visibility import withheld
 from lineage_auditor.service.wiring import Monitor
 
-MAX_BODY = 16 * 1024 * 1024  # one OpenLineage event; larger is refused (413) before parsing
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
@@ -67,7 +65,6 @@ def create_app(config: ServiceConfig, *, monitor: Monitor | None = None) -> Fast
     app = FastAPI(title="lineage-audit", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.monitor = monitor
     app.state.access = access
-    _install_headers(app)
     _install_audit(app, monitor)
     if config.alerts:
         _install_alerts(app, monitor)
@@ -93,17 +90,11 @@ def create_app(config: ServiceConfig, *, monitor: Monitor | None = None) -> Fast
             return _json(503, {"error": str(exc)})
         return Response(body, media_type=PROMETHEUS_TEXT)
 
-    @app.post("/api/v1/lineage")
-    async def lineage(request: Request) -> Response:
-        caller = access.require(request.headers.get("authorization"))
-        if isinstance(caller, Response):
-            return caller
-        raw = await _body(request)
-        if isinstance(raw, Response):
-            return raw
-        return await run_in_threadpool(_ingest, monitor, access, caller, raw)
-
     _install_pages(app, monitor, access)
+    commit = GroupCommit(monitor.store)
+    app.add_middleware(IngestRoute, access=access, commit=commit, row=event_row)  # POST /api/v1/lineage, see .ingest
+    _install_headers(app)  # outermost: every answer, the ingest route's too
+    app.router.add_event_handler("shutdown", commit.stop)  # commit what is queued before the store closes
     app.router.add_event_handler("shutdown", monitor.close)
     return app
 
@@ -161,7 +152,10 @@ def _install_pages(app: FastAPI, monitor: Monitor, access: Access) -> None:
                 raise LookupError(f"no dataset {name!r} in the store")
             ref = found[0]
             findings = [f for f in monitor.audit.findings if f.subject == ref.name or f.subject.startswith(ref.name + ".")]
-            return pages.dataset_page(graph, ref, findings, user=caller.user, may_read_sql=access.may_read(caller, ref))
+            hidden = withheld(graph, access, caller, monitor.tag_index(graph))
+            columns = {c: hidden.column(c) for c in graph.columns(ref) if hidden.column(c)}
+            return pages.dataset_page(graph, ref, findings, user=caller.user, withheld_columns=columns,
+                                      withheld_jobs=hidden.jobs)
         return page(request, build)
 
     @app.get("/findings")
@@ -195,49 +189,6 @@ def _warm_up(monitor: Monitor) -> None:
         monitor.refresh()
     except StoreError:
         pass  # /healthz and /metrics say so
-
-
-def _ingest(monitor: Monitor, access: Access, caller: Caller, raw: Any) -> Response:
-    """Check the event and the caller's right to write every dataset it names, then store it."""
-    from lineage_auditor.events import from_openlineage, is_static_event
-
-    if access.policy is not None and not is_static_event(raw):  # without a policy the store validates alone
-        try:
-            event = from_openlineage(raw)
-        except EventError as exc:
-            return _json(422, {"error": "invalid OpenLineage event", "detail": exc.message})
-        refusal = access.check_write(caller, event)
-        if refusal:
-            return _json(403, {"error": "forbidden", "detail": refusal})
-    try:
-        added = monitor.store.add_event(raw)
-    except EventError as exc:
-        return _json(422, {"error": "invalid OpenLineage event", "detail": exc.message})
-    except StoreError as exc:
-        return _json(503, {"error": "the lineage store is unavailable; retry", "detail": str(exc)},
-                     headers={"Retry-After": "1"})
-    return _json(201 if added else 200, {"stored": added, "duplicate": not added})
-
-
-async def _body(request: Request) -> Any:
-    """The request's JSON (gzip or deflate when the client says so); a 4xx answer when it is not."""
-    data = b""
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > MAX_BODY:
-            return _json(413, {"error": f"event larger than {MAX_BODY} bytes"})
-    encoding = request.headers.get("content-encoding", "").lower()
-    try:
-        if encoding == "gzip":
-            data = gzip.decompress(data)
-        elif encoding == "deflate":
-            data = zlib.decompress(data)
-    except (OSError, zlib.error, EOFError):
-        return _json(400, {"error": f"body is not valid {encoding}"})
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        return _json(400, {"error": "body is not JSON", "detail": str(exc)[:200]})
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -24,6 +24,7 @@ from lineage_auditor.monitor.alerts import Snapshot
 from lineage_auditor.monitor.exposition import Deadline, Extras, render
 from lineage_auditor.monitor.notify import Alerting
 from lineage_auditor.governance import Policy
+from lineage_auditor.governance.tags import TagIndex, config_rules
 from lineage_auditor.governance.costs import BudgetStatus, price_facet
 from lineage_auditor.monitor.fold import MonitorState, PipelineStatus, Pricer, sparkline
 from lineage_auditor.times import iso
@@ -166,6 +167,18 @@ class Monitor:
 
         spool = Spool(self.spool)
         return len(spool.pending()), len(spool.rejected())
+
+    def tag_index(self, graph: Any) -> TagIndex:
+        """Where the tags are: the audit config's ``tags:`` rules and the ``tags`` facets in ``graph``."""
+        from lineage_auditor.audit.config import load_config
+
+        rules: list[Any] = []
+        if self.audit_config:
+            try:
+                rules = config_rules(load_config(str(self.audit_config)))
+            except LineageAuditError:
+                rules = []  # the audit reports the broken config; the store's tags still apply
+        return TagIndex.from_rules(rules).observe(graph)
 
     # -------------------------------------------------------------------------- audit
 
