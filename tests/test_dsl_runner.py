@@ -472,3 +472,23 @@ steps:
         (3, "duplicate order_id (first at line 2)"),
         (4, "status: 'lost' is not one of paid, placed, shipped"),
     ]
+
+
+@pytest.mark.parametrize("warehouse", ["duckdb", "postgres"])
+def test_a_step_timeout_stops_a_long_sql_statement(tmp_path: Path, warehouse: str, request: pytest.FixtureRequest) -> None:
+    """The step's timeout bounds its SQL, not only its retries: the warehouse stops the statement."""
+    import time as clock
+
+    slow = {"duckdb": "SELECT sum(a.range * b.range) AS s FROM range(200000) a, range(200000) b",
+            "postgres": "SELECT 1 AS s FROM pg_sleep(60)"}[warehouse]
+    spec = tmp_path / "slow.yml"
+    spec.write_text("apiVersion: lineage-audit/v1\nkind: Pipeline\nid: slow\nteam: t\n"
+                    f"steps:\n  - id: crunch\n    timeout: 1s\n    sql:\n      dialect: {warehouse}\n"
+                    f"      query: CREATE TABLE s.slow AS {slow}\n")
+    target = request.getfixturevalue("pg_dsn") if warehouse == "postgres" else f"duckdb:{tmp_path / 'w.duckdb'}"
+    started = clock.monotonic()
+    summary = run_spec(load_spec(spec), date(2024, 5, 1), target=target, lineage=f"embedded:{tmp_path / 'l.db'}",
+                       home=tmp_path)
+    took = clock.monotonic() - started
+    assert summary.state == "FAIL" and "stopped at its timeout of 1s" in (summary.error or ""), summary.error
+    assert took < 30, took  # stopped, not run to the end (minutes) or to the pg_sleep's 60 s

@@ -247,13 +247,23 @@ class StepRun:
     def _attempts(self, retry: bool, last_attempt: bool, sleep: Callable[[float], None]) -> StepResult:
         step, spec = self.step, self.loaded.pipeline
         policy, deadline = _retry_policy(step, spec, retry=retry)
+        timeout = step.timeout or spec.timeout
 
         def attempt() -> _Outcome:
             try:
-                return _execute(step, self.step_plan, self.plan, self.env)
+                try:
+                    with self.env.target.time_limit(deadline.remaining() if timeout else None):
+                        return _execute(step, self.step_plan, self.plan, self.env)
+                except PipelineError as exc:
+                    if timeout and deadline.expired():  # the warehouse stopped the statement at the limit
+                        raise TimeoutError(f"step {step.id}: stopped at its timeout of {display_duration(timeout.total_seconds())} "
+                                           f"({exc.message})") from None
+                    raise
             except (PipelineError, TimeoutError) as exc:
                 if self.retryable(exc):
                     raise Retryable(str(exc)) from exc
+                if isinstance(exc, TimeoutError):
+                    raise PipelineError(str(exc)) from None  # ours to report, not a crash
                 raise
 
         try:

@@ -17,6 +17,8 @@ Its :meth:`Target.describe` never shows the password.
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -108,6 +110,22 @@ class Target(ABC):
 
     dialect: str = ""
     meter: Any = None
+    limit_at: float | None = None  # monotonic time at which statements stop (see time_limit)
+
+    @contextlib.contextmanager
+    def time_limit(self, seconds: float | None) -> Iterator[None]:
+        """While in the block, every statement on a connection :meth:`connect` opens stops
+        ``seconds`` from now (PostgreSQL: ``statement_timeout``; DuckDB: the connection is
+        interrupted): a step's timeout bounds its SQL too, not only its retries."""
+        before = self.limit_at
+        self.limit_at = None if seconds is None else time.monotonic() + seconds
+        try:
+            yield
+        finally:
+            self.limit_at = before
+
+    def _seconds_left(self) -> float | None:
+        return None if self.limit_at is None else max(0.001, self.limit_at - time.monotonic())
 
     @abstractmethod
     def describe(self) -> str:
@@ -282,6 +300,9 @@ class PostgresTarget(Target):
             raise TargetError(f"cannot connect to {self.describe()}: {self._clean(exc)}") from None
         try:
             with conn:
+                left = self._seconds_left()
+                if left is not None:
+                    conn.execute(f"SET statement_timeout = {max(1, int(left * 1000))}")
                 yield self._watched(conn)
         except psycopg.Error as exc:
             raise TargetError(f"{self.describe()}: {self._clean(exc)}") from exc
@@ -387,6 +408,11 @@ class DuckDBTarget(Target):
             conn = duckdb.connect(str(self.path))
         except duckdb.Error as exc:
             raise TargetError(f"cannot open {self.describe()}: {exc}") from None
+        left = self._seconds_left()
+        timer = threading.Timer(left, conn.interrupt) if left is not None else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
         try:
             conn.execute("BEGIN TRANSACTION")
             yield self._watched(conn)
@@ -398,6 +424,8 @@ class DuckDBTarget(Target):
                 raise TargetError(f"{self.describe()}: {str(exc).splitlines()[0]}") from exc
             raise
         finally:
+            if timer is not None:
+                timer.cancel()
             conn.close()
 
     def _register(self, conn: Any, table: Table, rows: Iterable[Sequence[Any]]) -> tuple[str, int]:
