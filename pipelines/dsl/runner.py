@@ -612,31 +612,29 @@ def _dead_letter_path(plan: Plan, step: Step, env: Environment) -> Path:
 
 
 def _sql(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
+    """A SQL step's statements, transpiled to the target, in one transaction: they land together
+    or not at all. ``CREATE TABLE ... AS`` builds the table aside and swaps it in."""
     assert step.sql is not None
-    outcome = _Outcome()
     try:
-        statements = sqlglot.parse(step_plan.sql, read=step.sql.dialect)
+        statements = [s for s in sqlglot.parse(step_plan.sql, read=step.sql.dialect) if s is not None]
     except sqlglot.errors.ParseError as exc:
         raise PipelineError(f"step {step.id}: {exc}") from None
-    for statement in statements:
-        if statement is None:
-            continue
-        if isinstance(statement, exp.Create) and isinstance(statement.expression, exp.Query):
-            table = statement.this.find(exp.Table) if not isinstance(statement.this, exp.Table) else statement.this
-            assert table is not None
-            name = ".".join(p for p in (table.db, table.name) if p)
-            select = statement.expression.sql(dialect=env.target.dialect)
-            outcome.rows[name] = _run(env, step, lambda: env.target.replace_from_sql(name, select).total)
-        else:
-            text = statement.sql(dialect=env.target.dialect)
-            _run(env, step, lambda: _execute_sql(env.target, text))
-    return outcome
+    target = env.target
 
+    def run_all() -> dict[str, int]:
+        rows: dict[str, int] = {}
+        with target.connect() as conn:
+            for statement in statements:
+                if isinstance(statement, exp.Create) and isinstance(statement.expression, exp.Query):
+                    table = statement.this.find(exp.Table) if not isinstance(statement.this, exp.Table) else statement.this
+                    assert table is not None
+                    name = ".".join(p for p in (table.db, table.name) if p)
+                    rows[name] = target.replace_from_sql(name, statement.expression.sql(dialect=target.dialect), conn).total
+                else:
+                    conn.execute(statement.sql(dialect=target.dialect))
+        return rows
 
-def _execute_sql(target: Target, text: str) -> int:
-    with target.connect() as conn:
-        conn.execute(text)
-    return 0
+    return _Outcome(rows=_run(env, step, run_all))
 
 
 def _run(env: Environment, step: Step, action: Callable[[], R]) -> R:

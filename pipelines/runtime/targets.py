@@ -153,15 +153,18 @@ class Target(ABC):
         """Make ``table`` hold exactly ``rows`` (tuples, or a DataFrame with the table's columns):
         build the new table, swap it in within one transaction."""
 
-    def replace_from_sql(self, table: str, select_sql: str) -> LoadResult:
-        """Make ``table`` the result of ``select_sql`` (in this dialect), swapped in atomically."""
+    def replace_from_sql(self, table: str, select_sql: str, conn: Any = None) -> LoadResult:
+        """Make ``table`` the result of ``select_sql`` (in this dialect), swapped in atomically
+        (in the caller's transaction when ``conn`` is given)."""
+        if conn is None:
+            with self.connect() as own:
+                return self.replace_from_sql(table, select_sql, own)
         new = table + NEW_SUFFIX
-        with self.connect() as conn:
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.split('.')[0])}")
-            conn.execute(f"DROP TABLE IF EXISTS {quote(new)}")
-            conn.execute(f"CREATE TABLE {quote(new)} AS {select_sql}")
-            count = int(conn.execute(f"SELECT count(*) FROM {quote(new)}").fetchone()[0])
-            self._swap(conn, table)
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.split('.')[0])}")
+        conn.execute(f"DROP TABLE IF EXISTS {quote(new)}")
+        conn.execute(f"CREATE TABLE {quote(new)} AS {select_sql}")
+        count = int(conn.execute(f"SELECT count(*) FROM {quote(new)}").fetchone()[0])
+        self._swap(conn, table)
         return LoadResult(table, count, count, count)
 
     def _ensure(self, conn: Any, table: Table) -> None:
