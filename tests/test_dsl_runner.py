@@ -472,3 +472,51 @@ steps:
         (3, "duplicate order_id (first at line 2)"),
         (4, "status: 'lost' is not one of paid, placed, shipped"),
     ]
+
+
+@pytest.mark.parametrize("warehouse", ["duckdb", "postgres"])
+def test_a_step_timeout_stops_a_long_sql_statement(tmp_path: Path, warehouse: str, request: pytest.FixtureRequest) -> None:
+    """The step's timeout bounds its SQL, not only its retries: the warehouse stops the statement."""
+    import time as clock
+
+    slow = {"duckdb": "SELECT sum(a.range * b.range) AS s FROM range(200000) a, range(200000) b",
+            "postgres": "SELECT 1 AS s FROM pg_sleep(60)"}[warehouse]
+    spec = tmp_path / "slow.yml"
+    spec.write_text("apiVersion: lineage-audit/v1\nkind: Pipeline\nid: slow\nteam: t\n"
+                    f"steps:\n  - id: crunch\n    timeout: 1s\n    sql:\n      dialect: {warehouse}\n"
+                    f"      query: CREATE TABLE s.slow AS {slow}\n")
+    target = request.getfixturevalue("pg_dsn") if warehouse == "postgres" else f"duckdb:{tmp_path / 'w.duckdb'}"
+    started = clock.monotonic()
+    summary = run_spec(load_spec(spec), date(2024, 5, 1), target=target, lineage=f"embedded:{tmp_path / 'l.db'}",
+                       home=tmp_path)
+    took = clock.monotonic() - started
+    assert summary.state == "FAIL" and "stopped at its timeout of 1s" in (summary.error or ""), summary.error
+    assert took < 30, took  # stopped, not run to the end (minutes) or to the pg_sleep's 60 s
+
+
+@pytest.mark.parametrize("warehouse", ["duckdb", "postgres"])
+def test_a_sql_step_lands_whole_or_not_at_all(tmp_path: Path, warehouse: str, request: pytest.FixtureRequest) -> None:
+    """Statements of one step are one transaction: a failing second statement leaves the first undone."""
+    target = request.getfixturevalue("pg_dsn") if warehouse == "postgres" else f"duckdb:{tmp_path / 'w.duckdb'}"
+    spec = tmp_path / "two.yml"
+
+    def write(second: str) -> None:
+        spec.write_text("apiVersion: lineage-audit/v1\nkind: Pipeline\nid: two\nteam: t\nsteps:\n  - id: build\n"
+                        f"    sql:\n      dialect: {warehouse}\n      query: |\n"
+                        "        CREATE TABLE s.one AS SELECT 1 AS a;\n"
+                        f"        {second};\n")
+
+    def tables() -> set[str]:
+        from pipelines.runtime.targets import parse_target
+
+        found = parse_target(target, default_path=tmp_path / "x.duckdb")
+        return {name for name in ("s.one", "s.two") if found.table_exists(name)}
+
+    write("CREATE TABLE s.two AS SELECT a / 0 AS b FROM s.one" if warehouse == "postgres"
+          else "CREATE TABLE s.two AS SELECT CAST('x' AS INTEGER) AS b FROM s.one")
+    failed = run_spec(load_spec(spec), date(2024, 5, 1), target=target, lineage="none", home=tmp_path)
+    assert failed.state == "FAIL" and tables() == set(), failed.error
+    write("CREATE TABLE s.two AS SELECT a + 1 AS b FROM s.one")
+    done = run_spec(load_spec(spec), date(2024, 5, 1), target=target, lineage="none", home=tmp_path)
+    assert done.ok and tables() == {"s.one", "s.two"}, done.error
+    assert done.counts["rows_loaded"] == 2  # one row in each table

@@ -4,7 +4,7 @@ Every step run carries a ``lineageAudit_cost`` facet (its process time, what the
 read, and the money by the policy's cost model); a run recorded without a cost model is
 priced with the policy in force now (``priced_now``). Teams come from the ``lineageAudit_runBy``
 facet (else a ``team:NAME`` owner of the job), pipelines from the run's root job, days from
-its nominal time (else its event time), UTC.
+when the run reported its cost (event time, UTC: the day the money was spent, also for a backfill).
 
 Cost along lineage (:func:`lineage_cost`): what an AI dataset costs to produce is the cost of
 every step that wrote it or anything upstream of it, each step counted once however many
@@ -138,12 +138,8 @@ def _owner_team(event: RunEvent) -> str:
 
 
 def _day(facets: Mapping[str, Any], event: RunEvent) -> date:
-    nominal = facets.get("nominalTime")
-    if isinstance(nominal, Mapping) and isinstance(nominal.get("nominalStartTime"), str):
-        try:
-            return datetime.fromisoformat(nominal["nominalStartTime"].replace("Z", "+00:00")).astimezone(timezone.utc).date()
-        except ValueError:
-            pass
+    """The day the money was spent: when the run reported its cost, UTC. Not its nominal day: a
+    backfill of June's data run in December is December's spend, as budgets are monthly spend."""
     return event.time.astimezone(timezone.utc).date()
 
 

@@ -9,24 +9,20 @@ the incoming keys and inserts in one transaction, ``append`` is the one mode tha
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time as day_time, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlglot
-from sqlglot import expressions as exp
 
 from lineage_auditor.errors import ConfigError, LineageAuditError, PipelineError
-from lineage_auditor.model import ColumnRef, DatasetLineage, DatasetRef, InputField, OutputField
+from lineage_auditor.model import ColumnRef, DatasetLineage, InputField, OutputField
 from lineage_auditor.retry import Deadline, GaveUp, Retryable, RetryPolicy, retry_call
 from lineage_auditor.governance import COST_FACET, RUN_BY_FACET, Identity, resolve_identity
-from pipelines.dsl.connectors import ConnectorResult, DatasetIO
+from pipelines.dsl.connectors import DatasetIO
 from pipelines.dsl.cost import StepCost, measure_step
 from pipelines.dsl.governance import Governance, judge_run, run_by_facet
 from pipelines.dsl.listing import JOB_NAMESPACE
@@ -35,10 +31,7 @@ from lineage_auditor.durations import display_duration
 from lineage_auditor.times import iso
 from pipelines.dsl import snapshots
 from pipelines.dsl.model import (
-    Check,
     CheckSeverity,
-    FileFormat,
-    LoadMode,
     OnSourceFailure,
     Pipeline,
     Retries,
@@ -46,45 +39,17 @@ from pipelines.dsl.model import (
     Step,
     StepKind,
 )
-from pipelines.dsl.plan import PRODUCERS, Plan, StepPlan, copied_lineage, plan_spec
-from pipelines.dsl.source_quality import source_facets
+from pipelines.dsl.plan import PRODUCERS, Plan, StepPlan, plan_spec
+from pipelines.dsl.steps import StepContext, StepOutcome, execute
 from pipelines.runtime.events import DEGRADED_FACET, JobSpec, RunContext
-from pipelines.runtime.naming import file_dataset, http_dataset, public_url
 from pipelines.runtime.run import Environment, RunSummary, quiet, summarize
-from pipelines.runtime.targets import Target, quote
+from pipelines.runtime.targets import Target
 
-R = TypeVar("R")
 STEP_DEADLINE = 24 * 3600.0  # a step without a timeout still ends its retries within a day
 
 
 class CheckFailed(PipelineError):
     """A data-quality check with severity error found failing rows."""
-
-
-@dataclass
-class StepContext:
-    """What a ``python`` step's function receives: the run's day and params, and the warehouse."""
-
-    day: date
-    params: Mapping[str, Any]
-    target: Target
-    step: StepPlan
-
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        return self.target.query(sql)
-
-    def execute(self, sql: str) -> None:
-        with self.target.connect() as conn:
-            conn.execute(sql)
-
-
-@dataclass
-class _Outcome:
-    rows: dict[str, int] = field(default_factory=dict)
-    assertions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    rejected: int = 0  # records dead-lettered
-    connector: Any = None  # a named connector's ConnectorResult: the datasets it read and wrote
-    dead_letter: str | None = None  # the file the rejected records went to
 
 
 def run_spec(loaded: LoadedSpec, day: date, *, params: Mapping[str, str] | None = None, target: str | None = None,
@@ -247,13 +212,23 @@ class StepRun:
     def _attempts(self, retry: bool, last_attempt: bool, sleep: Callable[[float], None]) -> StepResult:
         step, spec = self.step, self.loaded.pipeline
         policy, deadline = _retry_policy(step, spec, retry=retry)
+        timeout = step.timeout or spec.timeout
 
-        def attempt() -> _Outcome:
+        def attempt() -> StepOutcome:
             try:
-                return _execute(step, self.step_plan, self.plan, self.env)
+                try:
+                    with self.env.target.time_limit(deadline.remaining() if timeout else None):
+                        return execute(step, self.step_plan, self.plan, self.env)
+                except PipelineError as exc:
+                    if timeout and deadline.expired():  # the warehouse stopped the statement at the limit
+                        raise TimeoutError(f"step {step.id}: stopped at its timeout of {display_duration(timeout.total_seconds())} "
+                                           f"({exc.message})") from None
+                    raise
             except (PipelineError, TimeoutError) as exc:
                 if self.retryable(exc):
                     raise Retryable(str(exc)) from exc
+                if isinstance(exc, TimeoutError):
+                    raise PipelineError(str(exc)) from None  # ours to report, not a crash
                 raise
 
         try:
@@ -278,7 +253,7 @@ class StepRun:
             return False  # a bug in a step's code fails the same way again
         return _retryable(exc, self.step.retries or self.loaded.pipeline.retries)
 
-    def _result(self, outcome: _Outcome) -> StepResult:
+    def _result(self, outcome: StepOutcome) -> StepResult:
         result = StepResult(inputs=list(self.inputs), rows=dict(outcome.rows), rejected=outcome.rejected,
                             dead_letter=outcome.dead_letter)
         if outcome.connector is not None:  # a connector knows what it read and wrote
@@ -390,351 +365,6 @@ def _retryable(exc: BaseException, retries: Retries) -> bool:
     if isinstance(exc, TimeoutError):
         return RetryOn.TIMEOUT in kinds
     return RetryOn.SOURCE in kinds
-
-
-# ---------------------------------------------------------------------- step kinds
-
-
-def _execute(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
-    handlers: dict[StepKind, Callable[[Step, StepPlan, Plan, Environment], _Outcome]] = {
-        StepKind.GATE: _gate, StepKind.EXTRACT: _extract, StepKind.SQL: _sql, StepKind.PYTHON: _python,
-        StepKind.LOAD: _load, StepKind.CHECK: _check,
-    }
-    return handlers[step.kind](step, step_plan, plan, env)
-
-
-def _gate(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
-    gate = step.gate
-    assert gate is not None
-    if gate.http is not None:
-        import httpx
-
-        try:
-            status = httpx.get(gate.http.url, timeout=10.0).status_code
-        except httpx.HTTPError as exc:
-            raise PipelineError(f"gate {step.id}: {gate.http.url} did not answer ({type(exc).__name__})") from None
-        if status != gate.http.expect_status:
-            raise PipelineError(f"gate {step.id}: {gate.http.url} answered {status}, expected {gate.http.expect_status}")
-    elif gate.freshness is not None:
-        _gate_freshness(step, gate.freshness.dataset, gate.freshness.max_staleness.total_seconds(), env)
-    elif gate.sql is not None:
-        rows = env.target.query(gate.sql.query)
-        if not rows or not rows[0] or not rows[0][0]:
-            raise PipelineError(f"gate {step.id}: the probe query returned no true value")
-    return _Outcome()
-
-
-def _gate_freshness(step: Step, table: str, limit: float, env: Environment) -> None:
-    """The last completed run that wrote ``table`` (in this warehouse) must be younger than ``limit``."""
-    from collectors.sources import read_events
-    from lineage_auditor.events import RunState
-
-    ref = env.target.dataset(table)
-    last = None
-    for event in read_events(env.lineage):
-        if event.event_type is RunState.COMPLETE and any(o.ref == ref for o in event.outputs):
-            last = event.time if last is None or event.time > last else last
-    if last is None:
-        raise PipelineError(f"gate {step.id}: no completed run has written {table} (upstream not ready)")
-    age = (datetime.now(timezone.utc) - last).total_seconds()
-    if age > limit:
-        raise PipelineError(f"gate {step.id}: {table} was last written {display_duration(age)} ago "
-                            f"(max_staleness {display_duration(limit)})")
-
-
-def _extract(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
-    extract = step.extract
-    assert extract is not None
-    if extract.http is not None:
-        return _extract_http(step, step_plan, plan, env)
-    if extract.sql is not None:
-        return _extract_sql(step, step_plan, plan, env)
-    if extract.connector:
-        from pipelines.dsl.connectors import connector
-
-        done = connector(extract.connector).run(extract.into, extract.options, day=plan.day, target=env.target,
-                                                run_id=step_plan.run_id, offline=plan.offline)
-        return _Outcome(rows=done.rows, rejected=done.rejected, connector=done)
-    assert extract.file is not None
-    path = (plan.spec.parent / step_plan.rendered.get("path", extract.file.path)).resolve()
-    if not path.is_file():
-        raise PipelineError(f"step {step.id}: no such file {path}")
-    if extract.file.columns and extract.file.format is not FileFormat.PARQUET:
-        return _extract_rows(step, plan, env, path)
-    if env.target.dialect != "duckdb":
-        raise ConfigError(f"step {step.id}: a file without declared columns loads into DuckDB targets only")
-    reader = {FileFormat.CSV: "read_csv", FileFormat.JSONL: "read_json", FileFormat.PARQUET: "read_parquet"}[extract.file.format]
-    literal = "'" + str(path).replace("'", "''") + "'"
-    if extract.file.columns and extract.file.format is not FileFormat.PARQUET:
-        columns = "{" + ", ".join(f"'{c.name}': '{c.type}'" for c in extract.file.columns) + "}"
-        options = f", columns = {columns}" + (", header = true" if extract.file.format is FileFormat.CSV else "")
-    else:
-        options = ""
-    result = env.target.replace_from_sql(extract.into, f"SELECT * FROM {reader}({literal}{options})")
-    return _Outcome(rows={extract.into: result.total})
-
-
-def _extract_http(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
-    from pipelines.dsl.columns import logical_type
-    from pipelines.dsl.http_extract import budget, fetch
-    from pipelines.runtime.targets import Column, Table
-    from pipelines.sources.dead_letter import DeadLetterWriter
-
-    extract = step.extract
-    assert extract is not None and extract.http is not None
-    timeout = step.timeout or plan.pipeline.timeout
-    policy = budget(timeout.total_seconds() if timeout else None)
-    settings = extract.http.model_copy(update={"url": step_plan.rendered.get("url", extract.http.url)})
-    fetched = fetch(settings, folder=plan.spec.parent, policy=policy)
-    dead_letter = _dead_letter_path(plan, step, env) if fetched.rejected else None
-    if dead_letter is not None:
-        with DeadLetterWriter(dead_letter, source=f"{plan.pipeline.id}.{step.id}") as dead:
-            dead.write_many(dead.record(r["reason"], r["raw"], page=r["page"], index=r["index"]) for r in fetched.rejected)
-    table = Table(extract.into, tuple(Column(c.name, logical_type(c.type), c.nullable) for c in extract.http.columns))
-    result = _run(env, step, lambda: env.target.replace(table, fetched.rows).total)
-    namespace = step_plan.rendered.get("dataset_namespace") or None
-    source = http_dataset(public_url(settings.url), namespace=namespace)
-    return _copied_from(source, extract.http.columns, table, result, env, rejected=len(fetched.rejected),
-                        dead_letter=dead_letter, quality=source_facets(fetched.rows, [c.key for c in extract.http.columns],
-                                                                       len(fetched.rejected), fetched.rules))
-
-
-def _extract_rows(step: Step, plan: Plan, env: Environment, path: Path) -> _Outcome:
-    from pipelines.dsl.columns import logical_type
-    from pipelines.dsl.file_extract import read_rows
-    from pipelines.runtime.targets import Column, Table
-    from pipelines.sources.dead_letter import DeadLetterWriter
-
-    extract = step.extract
-    assert extract is not None and extract.file is not None
-    found = read_rows(extract.file, path)
-    dead_letter = _dead_letter_path(plan, step, env) if found.rejected else None
-    if dead_letter is not None:
-        with DeadLetterWriter(dead_letter, source=f"{plan.pipeline.id}.{step.id}") as dead:
-            dead.write_many(dead.record(r["reason"], r["raw"], line=r["line"]) for r in found.rejected)
-    table = Table(extract.into, tuple(Column(c.name, logical_type(c.type), c.nullable) for c in extract.file.columns))
-    result = _run(env, step, lambda: env.target.replace(table, found.rows).total)
-    return _copied_from(file_dataset(path), extract.file.columns, table, result, env, rejected=len(found.rejected),
-                        dead_letter=dead_letter, quality=source_facets(found.rows, [c.key for c in extract.file.columns],
-                                                                       len(found.rejected), found.rules))
-
-
-def _copied_from(source: DatasetRef, columns: Sequence[Any], table: Any, written: int, env: Environment, *,
-                 rejected: int, dead_letter: Path | None, quality: tuple[Any, Any]) -> _Outcome:
-    """An extract's outcome: the source it read (an API resource, a file) with what was seen of its
-    quality, and the staging table it filled, each of whose columns is the source's field of the
-    same name, unchanged."""
-    target = env.target.dataset(table.name)
-    metrics, assertions = quality
-    lineage = copied_lineage(source, target, [c.name for c in columns], sources=[c.key for c in columns])
-    result = ConnectorResult(
-        inputs=[DatasetIO(source, schema=[(c.key, c.type, "") for c in columns], metrics=metrics, assertions=assertions)],
-        outputs=[DatasetIO(target, schema=env.target.schema_fields(table), lineage=lineage,
-                             rows=written)],
-        rows={table.name: written})
-    return _Outcome(rows=result.rows, rejected=rejected, connector=result,
-                    dead_letter=str(dead_letter) if dead_letter else None)
-
-
-def _extract_sql(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
-    """A query against a source database (or the warehouse), its rows checked like any extract."""
-    from lineage_auditor.sql import analyze_sql
-    from pipelines.dsl.columns import fit_record, logical_type
-    from pipelines.runtime.targets import Column, Table, parse_target
-
-    extract = step.extract
-    assert extract is not None and extract.sql is not None
-    settings = extract.sql
-    if settings.connection == "target":
-        source = env.target
-    else:
-        url = os.environ.get(settings.connection, "")
-        if not url:
-            raise ConfigError(f"step {step.id}: the environment variable {settings.connection} holding the source's "
-                              "URL is not set (connection: target reads the warehouse itself)")
-        source = parse_target(url, default_path=env.home / "source.duckdb")
-    query = step_plan.rendered.get("query", settings.query)
-    records = _run(env, step, lambda: source.records(query))
-    columns = [(c.key, logical_type(c.type), c.nullable) for c in settings.columns]
-    rows: list[tuple[Any, ...]] = []
-    rejected: list[dict[str, Any]] = []
-    for index, record in enumerate(records):
-        row, problem = fit_record(record, columns)
-        if problem:
-            rejected.append({"index": index, "reason": problem, "raw": {k: str(v) for k, v in record.items()}})
-        else:
-            rows.append(row)
-    dead_letter = _dead_letter_path(plan, step, env) if rejected else None
-    if dead_letter is not None:
-        from pipelines.sources.dead_letter import DeadLetterWriter
-
-        with DeadLetterWriter(dead_letter, source=f"{plan.pipeline.id}.{step.id}") as dead:
-            dead.write_many(dead.record(r["reason"], r["raw"], index=r["index"]) for r in rejected)
-    table = Table(extract.into, tuple(Column(c.name, logical, nullable)
-                                      for c, (_, logical, nullable) in zip(settings.columns, columns)))
-    written = _run(env, step, lambda: env.target.replace(table, rows).total)
-    outcome = _Outcome(rows={extract.into: written}, rejected=len(rejected), dead_letter=str(dead_letter) if dead_letter else None)
-    analysed = analyze_sql(query, dialect=settings.dialect)
-    if analysed.statements:
-        statement = analysed.statements[0]
-        inputs = [DatasetIO(source.dataset(ref.name)) for ref in statement.inputs]
-        lineage = _in_source(statement.outputs[0], source, env.target.dataset(extract.into)) if statement.outputs else None
-        outcome.connector = ConnectorResult(inputs=inputs, outputs=[DatasetIO(
-            env.target.dataset(extract.into), schema=env.target.schema_fields(table), lineage=lineage, rows=written)],
-            rows=outcome.rows)
-    return outcome
-
-
-def _in_source(lineage: DatasetLineage, source: Target, output: Any) -> DatasetLineage:
-    """A query's lineage with its inputs named as the source database names them."""
-    def inputs(fields: list[InputField]) -> list[InputField]:
-        return [InputField(ColumnRef(source.dataset(f.column.dataset.name), f.column.field), list(f.transformations))
-                for f in fields]
-
-    return DatasetLineage(output, [OutputField(f.name, f.position, inputs(f.inputs), f.type) for f in lineage.fields],
-                          inputs(lineage.dataset_inputs))
-
-
-def _dead_letter_path(plan: Plan, step: Step, env: Environment) -> Path:
-    if plan.pipeline.dead_letter:
-        return plan.spec.parent / plan.pipeline.dead_letter
-    return env.home / "dead-letter" / f"{plan.pipeline.id}.{step.id}.jsonl"
-
-
-def _sql(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
-    assert step.sql is not None
-    outcome = _Outcome()
-    try:
-        statements = sqlglot.parse(step_plan.sql, read=step.sql.dialect)
-    except sqlglot.errors.ParseError as exc:
-        raise PipelineError(f"step {step.id}: {exc}") from None
-    for statement in statements:
-        if statement is None:
-            continue
-        if isinstance(statement, exp.Create) and isinstance(statement.expression, exp.Query):
-            table = statement.this.find(exp.Table) if not isinstance(statement.this, exp.Table) else statement.this
-            assert table is not None
-            name = ".".join(p for p in (table.db, table.name) if p)
-            select = statement.expression.sql(dialect=env.target.dialect)
-            outcome.rows[name] = _run(env, step, lambda: env.target.replace_from_sql(name, select).total)
-        else:
-            text = statement.sql(dialect=env.target.dialect)
-            _run(env, step, lambda: _execute_sql(env.target, text))
-    return outcome
-
-
-def _execute_sql(target: Target, text: str) -> int:
-    with target.connect() as conn:
-        conn.execute(text)
-    return 0
-
-
-def _run(env: Environment, step: Step, action: Callable[[], R]) -> R:
-    """A warehouse call with the driver's errors as ours (named by step)."""
-    try:
-        return action()
-    except LineageAuditError:
-        raise
-    except Exception as exc:  # the drivers' error classes differ per target
-        raise PipelineError(f"step {step.id}: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}") from None
-
-
-def _python(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
-    assert step.python is not None
-    module_name, _, function_name = step.python.callable.partition(":")
-    folder = str(plan.spec.parent)
-    added = folder not in sys.path
-    if added:
-        sys.path.insert(0, folder)  # a module beside the spec is found first
-    try:
-        function = getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"step {step.id}: cannot import {step.python.callable}: {exc}") from None
-    finally:
-        if added:
-            sys.path.remove(folder)
-    result = function(StepContext(plan.day, plan.params, env.target, step_plan))
-    rows = {t: int(n) for t, n in (result or {}).items()} if isinstance(result, Mapping) else {}
-    return _Outcome(rows=rows)
-
-
-def _load(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
-    load = step.load
-    assert load is not None
-    source = step_plan.reads[0] if step_plan.reads else None
-    if source is None:
-        raise PipelineError(f"step {step.id}: step {load.from_} wrote no table to load")
-    target, table = env.target, load.table
-    if load.mode is LoadMode.REPLACE:
-        return _Outcome(rows={table: _run(env, step, lambda: target.replace_from_sql(table, f"SELECT * FROM {quote(source)}").total)})
-
-    def merge() -> int:
-        with target.connect() as conn:
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.split('.')[0])}")
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {quote(table)} AS SELECT * FROM {quote(source)} WHERE 1 = 0")
-            if load.mode is LoadMode.UPSERT:
-                keys = ", ".join(quote(k) for k in load.keys)
-                conn.execute(f"DELETE FROM {quote(table)} WHERE ({keys}) IN (SELECT {keys} FROM {quote(source)})")
-            conn.execute(f"INSERT INTO {quote(table)} SELECT * FROM {quote(source)}")
-            return int(conn.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0])
-
-    return _Outcome(rows={table: _run(env, step, merge)})
-
-
-def _check(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> _Outcome:
-    checks = step.check
-    assert checks is not None
-    table = checks.dataset
-    results = []
-    for check in checks.checks:
-        failing = _run(env, step, lambda c=check: _failing_rows(env.target, table, c))  # type: ignore[misc]
-        description = f"{check.kind}: {failing} failing row{'s' if failing != 1 else ''}" if failing else check.kind
-        column = check.columns[0][1] if check.columns else None
-        results.append({"assertion": check.kind, "success": failing == 0, "column": column,
-                        "severity": check.severity.value, "description": description})
-    return _Outcome(assertions={table: results})
-
-
-def _failing_rows(target: Target, table: str, check: Check) -> int:
-    t = quote(table)
-    if check.not_null is not None:
-        sql = f"SELECT count(*) FROM {t} WHERE {quote(check.not_null)} IS NULL"
-    elif check.unique is not None:
-        c = quote(check.unique)
-        sql = f"SELECT count(*) FROM (SELECT {c} FROM {t} GROUP BY {c} HAVING count(*) > 1) AS dupes"
-    elif check.accepted_values is not None:
-        values = ", ".join(_literal(v) for v in check.accepted_values.values)
-        sql = f"SELECT count(*) FROM {t} WHERE {quote(check.accepted_values.column)} NOT IN ({values})"
-    elif check.row_count is not None:
-        count = int(target.query(f"SELECT count(*) FROM {t}")[0][0])
-        low, high = check.row_count.min, check.row_count.max
-        return int((low is not None and count < low) or (high is not None and count > high))
-    elif check.relationships is not None:
-        other, _, column = check.relationships.to.rpartition(".")
-        c = quote(check.relationships.column)
-        sql = f"SELECT count(*) FROM {t} WHERE {c} IS NOT NULL AND {c} NOT IN (SELECT {quote(column)} FROM {quote(other)})"
-    elif check.freshness is not None:
-        cutoff = datetime.now(timezone.utc) - check.freshness.max_age
-        newest = target.query(f"SELECT max({quote(check.freshness.column)}) FROM {t}")[0][0]
-        return int(newest is None or _aware(newest) < cutoff)
-    else:
-        assert check.sql is not None
-        sql = f"SELECT count(*) FROM ({check.sql}) AS failing"
-    return int(target.query(sql)[0][0])
-
-
-def _aware(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    return datetime.combine(value, day_time(0), tzinfo=timezone.utc)
-
-
-def _literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _assertions_facet(results: list[dict[str, Any]]) -> Any:

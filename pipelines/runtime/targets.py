@@ -17,6 +17,8 @@ Its :meth:`Target.describe` never shows the password.
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -108,6 +110,22 @@ class Target(ABC):
 
     dialect: str = ""
     meter: Any = None
+    limit_at: float | None = None  # monotonic time at which statements stop (see time_limit)
+
+    @contextlib.contextmanager
+    def time_limit(self, seconds: float | None) -> Iterator[None]:
+        """While in the block, every statement on a connection :meth:`connect` opens stops
+        ``seconds`` from now (PostgreSQL: ``statement_timeout``; DuckDB: the connection is
+        interrupted): a step's timeout bounds its SQL too, not only its retries."""
+        before = self.limit_at
+        self.limit_at = None if seconds is None else time.monotonic() + seconds
+        try:
+            yield
+        finally:
+            self.limit_at = before
+
+    def _seconds_left(self) -> float | None:
+        return None if self.limit_at is None else max(0.001, self.limit_at - time.monotonic())
 
     @abstractmethod
     def describe(self) -> str:
@@ -135,15 +153,18 @@ class Target(ABC):
         """Make ``table`` hold exactly ``rows`` (tuples, or a DataFrame with the table's columns):
         build the new table, swap it in within one transaction."""
 
-    def replace_from_sql(self, table: str, select_sql: str) -> LoadResult:
-        """Make ``table`` the result of ``select_sql`` (in this dialect), swapped in atomically."""
+    def replace_from_sql(self, table: str, select_sql: str, conn: Any = None) -> LoadResult:
+        """Make ``table`` the result of ``select_sql`` (in this dialect), swapped in atomically
+        (in the caller's transaction when ``conn`` is given)."""
+        if conn is None:
+            with self.connect() as own:
+                return self.replace_from_sql(table, select_sql, own)
         new = table + NEW_SUFFIX
-        with self.connect() as conn:
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.split('.')[0])}")
-            conn.execute(f"DROP TABLE IF EXISTS {quote(new)}")
-            conn.execute(f"CREATE TABLE {quote(new)} AS {select_sql}")
-            count = int(conn.execute(f"SELECT count(*) FROM {quote(new)}").fetchone()[0])
-            self._swap(conn, table)
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(table.split('.')[0])}")
+        conn.execute(f"DROP TABLE IF EXISTS {quote(new)}")
+        conn.execute(f"CREATE TABLE {quote(new)} AS {select_sql}")
+        count = int(conn.execute(f"SELECT count(*) FROM {quote(new)}").fetchone()[0])
+        self._swap(conn, table)
         return LoadResult(table, count, count, count)
 
     def _ensure(self, conn: Any, table: Table) -> None:
@@ -282,6 +303,9 @@ class PostgresTarget(Target):
             raise TargetError(f"cannot connect to {self.describe()}: {self._clean(exc)}") from None
         try:
             with conn:
+                left = self._seconds_left()
+                if left is not None:
+                    conn.execute(f"SET statement_timeout = {max(1, int(left * 1000))}")
                 yield self._watched(conn)
         except psycopg.Error as exc:
             raise TargetError(f"{self.describe()}: {self._clean(exc)}") from exc
@@ -387,6 +411,11 @@ class DuckDBTarget(Target):
             conn = duckdb.connect(str(self.path))
         except duckdb.Error as exc:
             raise TargetError(f"cannot open {self.describe()}: {exc}") from None
+        left = self._seconds_left()
+        timer = threading.Timer(left, conn.interrupt) if left is not None else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
         try:
             conn.execute("BEGIN TRANSACTION")
             yield self._watched(conn)
@@ -398,6 +427,8 @@ class DuckDBTarget(Target):
                 raise TargetError(f"{self.describe()}: {str(exc).splitlines()[0]}") from exc
             raise
         finally:
+            if timer is not None:
+                timer.cancel()
             conn.close()
 
     def _register(self, conn: Any, table: Table, rows: Iterable[Sequence[Any]]) -> tuple[str, int]:
