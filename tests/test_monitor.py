@@ -177,10 +177,11 @@ def test_budgets_sit_next_to_each_teams_cost_this_month(tmp_path: Path) -> None:
 
 
 def test_a_teams_month_cost_does_not_depend_on_arrival_order() -> None:
-    """A run's cost counts once, in its latest report, for the month of its nominal time."""
+    """A run's cost counts once, in its latest report, for the month that report was made
+    (event time, as `lineage-audit costs` books it: a run of May's data paid in June is June's)."""
     may = datetime(2024, 5, 31, 23, 59, tzinfo=timezone.utc)
     events = _costed_run(0, "finance", may + timedelta(minutes=5), {"amount": 1.0, "currency": "USD"}, run_by=True)
-    for e in events:  # the step ends in June, but its run is May's
+    for e in events:  # the run is May's data, but its latest cost report is made in June
         e["run"]["facets"]["nominalTime"] = {"_producer": "p", "_schemaURL": "s", "nominalStartTime": "2024-05-31T00:00:00Z"}
     late = json.loads(json.dumps(events[2]))
     late["eventTime"] = "2024-06-01T00:10:00Z"  # a second, later report of the same step run replaces the first
@@ -194,4 +195,4 @@ def test_a_teams_month_cost_does_not_depend_on_arrival_order() -> None:
         state = MonitorState()
         state.fold(from_openlineage(e) for e in shuffled)
         sums.add((state.team_cost("finance", "USD", may), state.team_cost("finance", "USD", may + timedelta(days=1))))
-    assert sums == {(4.0, 0.0)}
+    assert sums == {(0.0, 4.0)}

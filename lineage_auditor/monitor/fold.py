@@ -243,8 +243,8 @@ class MonitorState:
         """Count a run's cost for its team and month the way ``lineage-audit costs`` does.
 
         The run's latest cost report (by event order) is its cost; the team is the one its
-        own events name (runBy facet, else a ``team:`` owner); the month is its nominal
-        start's, else the cost report's event time (UTC). A later event may change any of
+        own events name (runBy facet, else a ``team:`` owner); the month is the cost report's
+        event time (UTC): when the money was spent, a backfill included. A later event may change any of
         the three, so the run's cost is un-booked and booked again: any arrival order of the
         same events ends in the same sums.
         """
@@ -258,7 +258,7 @@ class MonitorState:
         if run.cost is None:
             return
         _, amount, currency, moment = run.cost
-        month = (run.nominal or moment).astimezone(timezone.utc).strftime("%Y-%m")
+        month = moment.astimezone(timezone.utc).strftime("%Y-%m")
         booking = ((run.own_team, currency, month), amount)
         if booking == run.booked:
             return
