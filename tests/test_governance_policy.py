@@ -275,4 +275,4 @@ def test_policy_check_prints_every_problem_and_exits_2(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["policy", "check", str(fixed)])
     assert res.exit_code == 2 and res.output.strip() == f"{fixed}:18:11: grants[1].team: no team named 'finanse' (did you mean 'finance'?)"
     res = CliRunner().invoke(cli, ["policy", "check", str(EXAMPLE)])
-    assert res.exit_code == 0 and "valid (4 teams, 2 grants, 2 restricted tags, 1 AI datasets, 3 budgets, a cost model)" in res.output
+    assert res.exit_code == 0 and "valid (4 teams, 2 grants, 2 restricted tags, 1 AI datasets, 3 budgets, a cost model, alerts to 2 webhooks and the console)" in res.output

@@ -196,3 +196,79 @@ def test_a_teams_month_cost_does_not_depend_on_arrival_order() -> None:
         state.fold(from_openlineage(e) for e in shuffled)
         sums.add((state.team_cost("finance", "USD", may), state.team_cost("finance", "USD", may + timedelta(days=1))))
     assert sums == {(0.0, 4.0)}
+
+
+RETRY_SPEC = """\
+apiVersion: lineage-audit/v1
+kind: Pipeline
+id: crm_sync
+team: growth
+target: duckdb:wh.duckdb
+steps:
+  - id: fetch
+    retries: {count: 3, backoff: 1s, max_delay: 1s, jitter: false}
+    python: {callable: 'retry_steps:fetch', outputs: [raw.x]}
+  - id: users
+    extract:
+      into: staging.users
+      http:
+        url: "{url}/users"
+        paging: page
+        page_size: 25
+        records: data
+        token_env: CRM_TOKEN
+        columns:
+          - {name: id, type: BIGINT, nullable: false}
+          - {name: country, type: VARCHAR}
+"""
+
+
+def test_a_runs_retries_and_its_undelivered_lineage_reach_the_metrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the runner reports, not hand-made events: a step that needed three attempts and a
+    source that answered 503 count in lineage_audit_retries_total; the events the producer could
+    not deliver (the lineage server was down, they were spooled) count in
+    lineage_audit_lineage_emit_failures_total once the spool is replayed into the central store."""
+    from datetime import date
+
+    from pipelines.dsl.loader import load_spec
+    from pipelines.dsl.runner import run_spec
+    from pipelines.sources.mock_api import MockApiServer
+    from service_helpers import free_port
+
+    (tmp_path / "retry_steps.py").write_text(
+        "from lineage_auditor.errors import PipelineError\n"
+        "calls = []\n"
+        "def fetch(ctx):\n"
+        "    calls.append(1)\n"
+        "    if len(calls) < 3:\n"
+        "        raise PipelineError('source not ready')\n"
+        "    ctx.execute('CREATE SCHEMA IF NOT EXISTS raw; CREATE OR REPLACE TABLE raw.x AS SELECT 1 AS a')\n"
+        "    return {'raw.x': 1}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    down = f"http:http://127.0.0.1:{free_port()}"  # nothing listens: every event is spooled
+    with MockApiServer(n_users=60, seed=3) as server:
+        server.set_faults({"error_rate": 0.4, "retry_after": 0, "seed": 11})
+        monkeypatch.setenv("CRM_TOKEN", server.token)
+        (tmp_path / "crm.yml").write_text(RETRY_SPEC.replace("{url}", server.url))
+        summary = run_spec(load_spec(tmp_path / "crm.yml"), date(2024, 5, 1), target=f"duckdb:{tmp_path / 'wh.duckdb'}",
+                           lineage=down, home=tmp_path / ".lineage", sleep=lambda s: None)
+    assert summary.ok, summary
+    spooled = sorted((tmp_path / ".lineage" / "spool").glob("*.json"))
+    assert len(spooled) == 6, "START and COMPLETE of the run and of each of its two steps"
+    replay = _cli("replay", "--spool", str(tmp_path / ".lineage" / "spool"), "--lineage", f"embedded:{tmp_path / 'central.db'}",
+                  cwd=tmp_path)
+    assert replay.returncode == 0, replay.stderr
+    with EmbeddedStore(tmp_path / "central.db") as store:
+        events = list(store.events())
+    users = next(e for e in events if e["job"]["name"] == "crm_sync.users" and e["eventType"] == "COMPLETE")
+    source = users["run"]["facets"]["lineageAudit_stats"]["counts"]
+    assert source["sourceRetries"] > 0 and source["sourceRequests"] == source["sourceRetries"] + 3, source  # 3 pages
+
+    metrics = _cli("metrics", "--store", f"embedded:{tmp_path / 'central.db'}", cwd=tmp_path)
+    assert metrics.returncode == 0, metrics.stderr
+    samples = {(s.name, s.labels.get("step", ""), s.labels.get("pipeline")): s.value
+               for family in text_string_to_metric_families(metrics.stdout) for s in family.samples}
+    assert samples[("lineage_audit_retries_total", "fetch", "crm_sync")] == 2, "two re-attempts of the flaky step"
+    assert samples[("lineage_audit_retries_total", "users", "crm_sync")] == source["sourceRetries"]
+    assert samples[("lineage_audit_lineage_emit_failures_total", "", "crm_sync")] == 5, \
+        "the final event counts the run's five events before it that the producer could not deliver"

@@ -212,6 +212,7 @@ def test_a_failed_group_commit_acknowledges_none_of_its_requests(tmp_path: Path)
     """When the store fails a transaction, every request waiting on it fails (the route answers
     503 with Retry-After), none is reported stored, and the next transaction goes on."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from collectors.store import event_row
     from lineage_auditor.errors import StoreError
@@ -236,12 +237,16 @@ def test_a_failed_group_commit_acknowledges_none_of_its_requests(tmp_path: Path)
         async def send_all() -> list[Any]:
             return await asyncio.gather(*(commit.add(event_row(e)) for e in events), return_exceptions=True)
 
-        first = asyncio.run(send_all())
+        def in_own_loop() -> list[Any]:  # as a server's event loop does, off any loop the test runner has
+            with ThreadPoolExecutor(1) as pool:
+                return pool.submit(asyncio.run, send_all()).result()
+
+        first = in_own_loop()
         failed = [r for r in first if isinstance(r, StoreError)]
         assert failed and all(r is True or isinstance(r, StoreError) for r in first)
         stored_first = db.count()
         assert stored_first == sum(1 for r in first if r is True), "only what was acknowledged is stored"
-        again = asyncio.run(send_all())  # the producers retry everything that failed
+        again = in_own_loop()  # the producers retry everything that failed
         commit.stop()
         assert all(isinstance(r, bool) for r in again)
         assert db.count() == len(events)

@@ -75,7 +75,9 @@ def _run_metrics(state: MonitorState) -> Iterator[Metric]:
     for name, doc, table in (
         ("rows_written", "Rows written by completed and failed runs (outputStatistics.rowCount).", state.rows_written),
         ("bytes_written", "Bytes written (outputStatistics.size).", state.bytes_written),
-        ("retries", "Retries of source requests reported by runs.", state.retries),
+        ("retries", "Retries reported by runs: a step's re-attempts and its source's retried requests.", state.retries),
+        ("lineage_emit_failures", "Lineage events a run's producer could not deliver when it ran (spooled for replay), "
+                                  "as its final event reports them.", state.emit_failures),
     ):
         family = CounterMetricFamily(f"{PREFIX}_{name}", doc, labels=list(RUN))
         for labels, value in sorted(table.items()):

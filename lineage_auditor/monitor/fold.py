@@ -140,6 +140,7 @@ class MonitorState:
         self.rows_written: dict[Labels, float] = {}
         self.bytes_written: dict[Labels, float] = {}
         self.retries: dict[Labels, float] = {}
+        self.emit_failures: dict[Labels, float] = {}  # lineage events a run's producer could not deliver
         self.source_errors: dict[tuple[Labels, str], int] = {}
         self.last_success: dict[Labels, float] = {}
         self.cost: dict[tuple[Labels, str], float] = {}
@@ -218,6 +219,9 @@ class MonitorState:
         retries = _number(counts.get("retries"))
         if retries:
             self.retries[labels] = self.retries.get(labels, 0.0) + retries
+        emit_failures = _number(counts.get("lineageEmitFailures"))
+        if emit_failures:
+            self.emit_failures[labels] = self.emit_failures.get(labels, 0.0) + emit_failures
         if event.event_type is RunState.FAIL and _is_source(event):
             kind = error_kind(event.error_message or "")
             self.source_errors[(labels, kind)] = self.source_errors.get((labels, kind), 0) + 1

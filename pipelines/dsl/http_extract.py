@@ -53,6 +53,7 @@ class Fetched:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     pages: int = 0
     requests: int = 0
+    retries: int = 0
     rules: RowRuleCheck | None = None  # the row rules applied, with what each refused
 
 
@@ -80,7 +81,7 @@ def fetch(extract: HttpExtract, *, folder: Path, policy: RetryPolicy,
                     out.rejected.append({"page": page, "index": index, "reason": problem, "raw": record})
                 else:
                     out.rows.append(row)
-        out.requests = http.stats.requests
+        out.requests, out.retries = http.stats.requests, http.stats.retries
     return out
 
 

@@ -41,7 +41,7 @@ from pipelines.dsl.model import (
 )
 from pipelines.dsl.plan import PRODUCERS, Plan, StepPlan, plan_spec
 from pipelines.dsl.steps import StepContext, StepOutcome, execute
-from pipelines.runtime.events import DEGRADED_FACET, JobSpec, RunContext
+from pipelines.runtime.events import DEGRADED_FACET, STATS_FACET, JobSpec, RunContext, RunStatsRunFacet
 from pipelines.runtime.run import Environment, RunSummary, quiet, summarize
 from pipelines.runtime.targets import Target
 
@@ -192,6 +192,8 @@ class StepRun:
     pricing: tuple[Any, str | None] = (None, None)
     run_facets: dict[str, Any] = field(default_factory=dict)
     cost: StepCost | None = None  # what the last execute cost (its facet, also when it failed)
+    attempts: int = 0  # of the last execute
+    source: tuple[int, int] = (0, 0)  # source requests and retries of its successful attempt
 
     def execute(self, *, retry: bool = True, last_attempt: bool = True,
                 sleep: Callable[[float], None] = time.sleep) -> StepResult:
@@ -202,12 +204,22 @@ class StepRun:
         What it cost is measured around it: the ``lineageAudit_cost`` facet is in the result's
         run facets, and in ``cost.facet`` when the step fails.
         """
+        self.attempts, self.source = 0, (0, 0)
         with measure_step(None, self.env.target, *self.pricing) as self.cost:
             result = self._attempts(retry, last_attempt, sleep)
             extract = self.step.kind is StepKind.EXTRACT
             self.cost.wrote(result.rows, read=sum(result.rows.values()) + result.rejected if extract else None)
-        result.run_facets.update({**self.run_facets, COST_FACET: self.cost.facet})
+        result.run_facets.update({**self.run_facets, COST_FACET: self.cost.facet, STATS_FACET: self.stats_facet()})
         return result
+
+    def stats_facet(self) -> RunStatsRunFacet:
+        """The ``lineageAudit_stats`` facet: attempts of the step, source requests, and every retry
+        (the step's re-attempts and its source's retried requests: ``lineage_audit_retries_total``)."""
+        requests, source_retries = self.source
+        counts = {"attempts": self.attempts, "retries": max(0, self.attempts - 1) + source_retries}
+        if requests:
+            counts.update(sourceRequests=requests, sourceRetries=source_retries)
+        return RunStatsRunFacet(counts=counts)
 
     def _attempts(self, retry: bool, last_attempt: bool, sleep: Callable[[float], None]) -> StepResult:
         step, spec = self.step, self.loaded.pipeline
@@ -215,10 +227,13 @@ class StepRun:
         timeout = step.timeout or spec.timeout
 
         def attempt() -> StepOutcome:
+            self.attempts += 1
             try:
                 try:
                     with self.env.target.time_limit(deadline.remaining() if timeout else None):
-                        return execute(step, self.step_plan, self.plan, self.env)
+                        outcome = execute(step, self.step_plan, self.plan, self.env)
+                        self.source = (outcome.source_requests, outcome.source_retries)
+                        return outcome
                 except PipelineError as exc:
                     if timeout and deadline.expired():  # the warehouse stopped the statement at the limit
                         raise TimeoutError(f"step {step.id}: stopped at its timeout of {display_duration(timeout.total_seconds())} "
@@ -322,6 +337,7 @@ def _run_step(step: StepRun, parent: RunContext, sleep: Callable[[float], None])
         finally:
             if step.cost is not None and step.cost.facet is not None:
                 run.add_run_facet(COST_FACET, step.cost.facet)  # a step that failed has cost something too
+            run.add_run_facet(STATS_FACET, step.stats_facet())  # and retried as often
         result.report(run)
         if DEGRADED_FACET in result.run_facets:
             parent.add_run_facet(DEGRADED_FACET, result.run_facets[DEGRADED_FACET])

@@ -23,6 +23,8 @@ class StepOutcome:
     rejected: int = 0  # records dead-lettered
     connector: Any = None  # a named connector's ConnectorResult: the datasets it read and wrote
     dead_letter: str | None = None  # the file the rejected records went to
+    source_requests: int = 0  # HTTP requests made to the source (retries included)
+    source_retries: int = 0  # of which retries
 
 
 def warehouse_call(env: Environment, step: Step, action: Callable[[], R]) -> R:

@@ -70,9 +70,11 @@ def _extract_http(step: Step, step_plan: StepPlan, plan: Plan, env: Environment)
     result = warehouse_call(env, step, lambda: env.target.replace(table, fetched.rows).total)
     namespace = step_plan.rendered.get("dataset_namespace") or None
     source = http_dataset(public_url(settings.url), namespace=namespace)
-    return _copied_from(source, extract.http.columns, table, result, env, rejected=len(fetched.rejected),
-                        dead_letter=dead_letter, quality=source_facets(fetched.rows, [c.key for c in extract.http.columns],
-                                                                       len(fetched.rejected), fetched.rules))
+    outcome = _copied_from(source, extract.http.columns, table, result, env, rejected=len(fetched.rejected),
+                           dead_letter=dead_letter, quality=source_facets(fetched.rows, [c.key for c in extract.http.columns],
+                                                                          len(fetched.rejected), fetched.rules))
+    outcome.source_requests, outcome.source_retries = fetched.requests, fetched.retries
+    return outcome
 
 
 def _extract_rows(step: Step, plan: Plan, env: Environment, path: Path) -> StepOutcome:

@@ -250,6 +250,7 @@ class RunContext:
         self._inputs: dict[DatasetRef, _Input] = {}
         self._outputs: dict[DatasetRef, _Output] = {}
         self._run_facets: dict[str, Any] = {}
+        self._first_event = 0  # index in the event log of this run's START
 
     # ---------------------------------------------------------------- what the run touched
 
@@ -320,6 +321,7 @@ class RunContext:
     def start(self) -> None:
         self.started_at = now()
         self.state = "RUNNING"
+        self._first_event = len(self.events.outcomes)  # this run's events are the log's from here on
         self._emit(RunState.START, self.started_at)
 
     def complete(self) -> None:
@@ -371,6 +373,15 @@ class RunContext:
             )
         return facets
 
+    def _with_emit_failures(self, stats: Any) -> RunStatsRunFacet:
+        """The run's stats with ``lineageEmitFailures``: its events (its steps' included) the lineage
+        target did not take so far. They wait in the spool; the final event says how many there
+        were, so the central store learns of emit failures that happened on the producer's host
+        (if this event fails too, it is spooled and brings the count when it is replayed)."""
+        counts = dict(stats.counts) if isinstance(stats, RunStatsRunFacet) else {}
+        counts["lineageEmitFailures"] = self.events.undelivered_since(self._first_event)
+        return RunStatsRunFacet(counts=counts)
+
     def _root(self) -> "RunContext":
         return self.parent._root() if self.parent is not None else self
 
@@ -390,6 +401,8 @@ class RunContext:
 
     def _emit(self, state: RunState, moment: datetime) -> None:
         run_facets = {**self._base_run_facets(), **self._run_facets}
+        if self.parent is None and state is not RunState.START:
+            run_facets[STATS_FACET] = self._with_emit_failures(run_facets.get(STATS_FACET))
         inputs, outputs = self.datasets()
         event = RunEvent(
             eventType=state,
