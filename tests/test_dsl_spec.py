@@ -294,6 +294,13 @@ def test_validate_reports_every_spec_and_one_broken_spec_hides_nothing(tmp_path:
     assert text.exit_code == 0 and "1 valid spec, 0 problems" in text.output
 
 
+def test_validate_finding_no_spec_fails_instead_of_passing(tmp_path: Path) -> None:
+    _write(tmp_path, "team: x\n", "defaults.yml")  # YAML, but no spec
+    res = CliRunner().invoke(cli, ["pipelines", "validate", str(tmp_path)])
+    assert res.exit_code == 2
+    assert f"no pipeline spec in {tmp_path} (a spec is a YAML file saying kind: Pipeline)" in res.output
+
+
 def test_examples_validate_and_plan(tmp_path: Path) -> None:
     res = _invoke("pipelines", "validate", str(EXAMPLES))
     assert res.exit_code == 0, res.output

@@ -62,6 +62,9 @@ def validate_command(paths: tuple[Path, ...], day: str | None, fmt: str, policy_
     from pipelines.dsl.plan import plan_spec
 
     files = spec_files(paths or (Path("."),))
+    if not files:  # a gate that checked nothing must not pass
+        where = ", ".join(str(p) for p in paths) or "the current folder"
+        raise ConfigError(f"no pipeline spec in {where} (a spec is a YAML file saying kind: Pipeline)")
     gov = load_governance(policy_path, config_path)
     specs, problems = load_specs(files)
     valid = 0  # a spec's problems may sit in another file (its SQL, its defaults): count specs, not files
