@@ -36,6 +36,7 @@ from pipelines.dsl.runner import run_spec
 from pipelines.sources.mock_api import MockApiServer
 from pipelines.specs import reference_spec_path
 from reference_specs import spec_variant
+from service_helpers import add_token, start_server
 
 HERE = Path(__file__).resolve().parent
 DAY = date(2024, 6, 1)
@@ -115,6 +116,7 @@ class Stage:
     local_warehouse: Path
     airflow_warehouse: Path
     local_store: Path
+    central_store: Path  # what `lineage-audit serve` stored of the provider's events
     events: list[dict[str, Any]]
     result: dict[str, Any]
     output: str
@@ -151,11 +153,17 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
             compiled = CliRunner().invoke(cli, ["pipelines", "compile", "--airflow", str(dags), str(specs),
                                                 *(str(reference[n]) for n in REFERENCE)])
             assert compiled.exit_code == 0, compiled.output
-            result, output = _run_airflow(root, dags, warehouse, api.url)
+            token = add_token(root, "airflow-prod")
+            serve = start_server(["--store", f"embedded:{root / 'central.db'}", "--tokens", str(root / "tokens.json")], root)
+            try:
+                result, output = _run_airflow(root, dags, warehouse, api.url, serve=(serve.url, token))
+            finally:
+                serve.stop()
     finally:
         os.environ.pop("LINEAGE_AUDIT_USERS_API_TOKEN", None)
     events = [json.loads(line) for line in (root / "events.jsonl").read_text().splitlines() if line.strip()]
-    yield Stage(root, root / "local" / "warehouse.duckdb", warehouse, root / "local" / "lineage.db", events, result, output)
+    yield Stage(root, root / "local" / "warehouse.duckdb", warehouse, root / "local" / "lineage.db", root / "central.db",
+                events, result, output)
 
 
 def _run_locally(root: Path, warehouse: Path, api_url: str, reference: dict[str, Path]) -> None:
@@ -166,7 +174,10 @@ def _run_locally(root: Path, warehouse: Path, api_url: str, reference: dict[str,
         assert summary.ok, summary
 
 
-def _run_airflow(root: Path, dags: Path, warehouse: Path, api_url: str) -> tuple[dict[str, Any], str]:
+def _run_airflow(root: Path, dags: Path, warehouse: Path, api_url: str,
+                 serve: tuple[str, str]) -> tuple[dict[str, Any], str]:
+    """Every DAG through ``dag.test``; the provider writes its events to a file and, through its
+    unchanged HTTP transport with an API key, to ``lineage-audit serve`` (``serve``: url, token)."""
     home = root / "airflow"
     env = {
         **os.environ,
@@ -175,8 +186,10 @@ def _run_airflow(root: Path, dags: Path, warehouse: Path, api_url: str) -> tuple
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__OPENLINEAGE__NAMESPACE": JOB_NAMESPACE,  # task jobs then match the local runner's
-        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps({"type": "file", "log_file_path": str(root / "events.jsonl"),
-                                                        "append": True}),
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps({"type": "composite", "transports": [
+            {"type": "file", "log_file_path": str(root / "events.jsonl"), "append": True},
+            {"type": "http", "url": serve[0], "auth": {"type": "api_key", "apiKey": serve[1]}},
+        ]}),
         "LINEAGE_AUDIT_TARGET": f"duckdb:{warehouse}",
         "LINEAGE_AUDIT_HOME": str(root / "airflow-state"),
     }
@@ -345,3 +358,26 @@ def test_the_audit_finds_the_same_on_airflows_events_as_on_the_local_runners(sta
                                 for f in json.loads(done.stdout)["findings"])
     assert any(f[0] == "pii" and "signup_date" in f[4] for f in findings["local"]), findings["local"]
     assert findings["airflow"] == findings["local"]
+
+
+def test_airflows_provider_reports_to_serve_unchanged(stage: Stage) -> None:
+    """The provider's own HTTP transport (an API key, nothing of ours on the Airflow side) sends
+    every event to `lineage-audit serve`: all stored, each once, and its metrics see the runs."""
+    from collectors.store import EmbeddedStore
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def identity(e: dict[str, Any]) -> tuple[str, str, str]:
+        return e["run"]["runId"], e["eventType"], e["eventTime"]
+
+    with EmbeddedStore(stage.central_store) as store:
+        central = list(store.events())
+    assert len(central) == len({identity(e) for e in central}), "each event stored once"
+    assert {identity(e) for e in central} == {identity(e) for e in stage.events}, "what the file got, serve got"
+    done = subprocess.run([sys.executable, "-m", "lineage_auditor.cli", "metrics", "--store", f"embedded:{stage.central_store}"],
+                          capture_output=True, text=True, timeout=120, cwd=stage.root)
+    assert done.returncode == 0, done.stderr
+    runs = {(s.labels["pipeline"], s.labels["step"], s.labels["state"]): s.value
+            for family in text_string_to_metric_families(done.stdout) for s in family.samples
+            if s.name == "lineage_audit_runs_total"}
+    assert runs[("users_orders", "", "COMPLETE")] == 1 and runs[("broken_ingest", "", "FAIL")] == 1, runs
+    assert runs[("flaky_ingest", "fetch", "FAIL")] >= 1 and runs[("flaky_ingest", "fetch", "COMPLETE")] == 1, runs
