@@ -272,3 +272,20 @@ def test_a_runs_retries_and_its_undelivered_lineage_reach_the_metrics(tmp_path: 
     assert samples[("lineage_audit_retries_total", "users", "crm_sync")] == source["sourceRetries"]
     assert samples[("lineage_audit_lineage_emit_failures_total", "", "crm_sync")] == 5, \
         "the final event counts the run's five events before it that the producer could not deliver"
+
+
+def test_a_reported_zero_starts_the_series_so_the_first_failure_is_an_increase() -> None:
+    """Prometheus's increase() cannot see a counter's first value: a run that reported no retries
+    and no emit failures must still give both series (at 0), so the next one counts."""
+    events = pipeline_run(1, pipeline="quiet")
+    stats = {"_producer": "p", "_schemaURL": "s"}
+    events[2]["run"]["facets"]["lineageAudit_stats"] = {**stats, "counts": {"attempts": 1, "retries": 0}}
+    events[3]["run"]["facets"]["lineageAudit_stats"] = {**stats, "counts": {"lineageEmitFailures": 0}}
+    foreign = pipeline_run(2, pipeline="other")  # a producer without the facet adds no series
+    samples = {(s.name, s.labels.get("pipeline"), s.labels.get("step")): s.value
+               for family in text_string_to_metric_families(_exposition(events + foreign).decode())
+               for s in family.samples}
+    assert samples[("lineage_audit_retries_total", "quiet", "load")] == 0
+    assert samples[("lineage_audit_lineage_emit_failures_total", "quiet", "")] == 0
+    assert not any(name.startswith(("lineage_audit_retries", "lineage_audit_lineage_emit")) and pipeline == "other"
+                   for name, pipeline, _ in samples)

@@ -216,12 +216,11 @@ class MonitorState:
         if size:
             self.bytes_written[labels] = self.bytes_written.get(labels, 0.0) + size
         counts = (event.run_facets.get(STATS_FACET) or {}).get("counts") or {}
-        retries = _number(counts.get("retries"))
-        if retries:
-            self.retries[labels] = self.retries.get(labels, 0.0) + retries
-        emit_failures = _number(counts.get("lineageEmitFailures"))
-        if emit_failures:
-            self.emit_failures[labels] = self.emit_failures.get(labels, 0.0) + emit_failures
+        # a reported 0 starts the series, so Prometheus's increase() sees the first retry or failure
+        if "retries" in counts:
+            self.retries[labels] = self.retries.get(labels, 0.0) + _number(counts["retries"])
+        if "lineageEmitFailures" in counts:
+            self.emit_failures[labels] = self.emit_failures.get(labels, 0.0) + _number(counts["lineageEmitFailures"])
         if event.event_type is RunState.FAIL and _is_source(event):
             kind = error_kind(event.error_message or "")
             self.source_errors[(labels, kind)] = self.source_errors.get((labels, kind), 0) + 1
