@@ -231,3 +231,16 @@ def test_cli_exits_1_when_the_source_stays_down(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert "FAIL" in result.output and "weather 2024-06-01" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_apis_503s_are_retried_and_counted_in_the_steps_stats(tmp_path: Path) -> None:
+    """Two 503s, then answers: the run completes, and the load step's lineageAudit_stats facet
+    says how many requests it took (one per location plus the retries), which the metrics sum."""
+    with ReplayServer(fail_first=2) as flaky:
+        env, runs = run_day(tmp_path, f"duckdb:{tmp_path}/w.duckdb", flaky)
+    assert runs[0].ok, runs[0]
+    load = next(e for e in env.events.events if e["job"]["name"] == "weather.load_hourly" and e["eventType"] == "COMPLETE")
+    counts = load["run"]["facets"]["lineageAudit_stats"]["counts"]
+    locations = len({row[0] for row in table(env, "weather.hourly")})
+    assert counts == {"attempts": 1, "retries": 2, "sourceRequests": locations + 2, "sourceRetries": 2}, counts
+    validate_events(env.events.events, custom_facets=CUSTOM_FACETS)

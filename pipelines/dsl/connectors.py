@@ -41,6 +41,8 @@ class ConnectorResult:
     outputs: list[DatasetIO] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
     rejected: int = 0
+    requests: int = 0  # made to the source, retries included
+    retries: int = 0
 
 
 class Connector(Protocol):
@@ -101,7 +103,7 @@ class OpenMeteo:
         from pipelines.runtime.naming import http_dataset
         from pipelines.runtime.quality import assertions_facet, metrics_facet
         from pipelines.sources.open_meteo import DEFAULT_BASE_URL, FORECAST_PATH, Location, fetch_hourly
-        from pipelines.sources.resilience import RetryPolicy
+        from pipelines.sources.resilience import CallStats, RetryPolicy
         from pipelines.weather import transform as tx
 
         opts = self._options(options)
@@ -112,14 +114,14 @@ class OpenMeteo:
         hourly, quarantine = self._tables(into, opts)
         # the dataset keeps the name of the API a stand-in or a replay serves for, as the pipeline's does
         source = http_dataset(DEFAULT_BASE_URL.rstrip("/") + FORECAST_PATH)
-        policy = RetryPolicy(timeout=opts.timeout_s, deadline=6 * opts.timeout_s)
+        policy, calls = RetryPolicy(timeout=opts.timeout_s, deadline=6 * opts.timeout_s), CallStats()
         if (opts.offline or offline) and not opts.base_url:
             from pipelines.sources.replay_server import ReplayServer
 
             with ReplayServer() as server:
-                responses = fetch_hourly(locations, day, base_url=server.url, policy=policy)
+                responses = fetch_hourly(locations, day, base_url=server.url, policy=policy, stats=calls)
         else:
-            responses = fetch_hourly(locations, day, base_url=opts.base_url or DEFAULT_BASE_URL, policy=policy)
+            responses = fetch_hourly(locations, day, base_url=opts.base_url or DEFAULT_BASE_URL, policy=policy, stats=calls)
         result = tx.transform(responses, run_id)
         loaded, held = target.upsert_many([(hourly, result.rows), (quarantine, result.quarantined)])
         hourly_ref, quarantine_ref = target.dataset(hourly.name), target.dataset(quarantine.name)
@@ -131,7 +133,7 @@ class OpenMeteo:
                                  lineage=tx.hourly_lineage(source, hourly_ref)),
                      DatasetIO(quarantine_ref, schema=target.schema_fields(quarantine), rows=held.rows,
                                  lineage=tx.quarantine_lineage(source, quarantine_ref))],
-            rows={hourly.name: loaded.rows}, rejected=held.rows,
+            rows={hourly.name: loaded.rows}, rejected=held.rows, requests=calls.requests, retries=calls.retries,
         )
 
 

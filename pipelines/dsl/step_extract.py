@@ -35,7 +35,8 @@ def run(step: Step, step_plan: StepPlan, plan: Plan, env: Environment) -> StepOu
 
         done = connector(extract.connector).run(extract.into, extract.options, day=plan.day, target=env.target,
                                                 run_id=step_plan.run_id, offline=plan.offline)
-        return StepOutcome(rows=done.rows, rejected=done.rejected, connector=done)
+        return StepOutcome(rows=done.rows, rejected=done.rejected, connector=done,
+                           source_requests=done.requests, source_retries=done.retries)
     assert extract.file is not None
     path = (plan.spec.parent / step_plan.rendered.get("path", extract.file.path)).resolve()
     if not path.is_file():

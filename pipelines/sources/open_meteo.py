@@ -20,7 +20,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from pipelines.sources.errors import MalformedResponse
-from pipelines.sources.resilience import CircuitBreaker, ResilientHttp, RetryPolicy
+from pipelines.sources.resilience import CallStats, CircuitBreaker, ResilientHttp, RetryPolicy
 
 DEFAULT_BASE_URL = "https://api.open-meteo.com"
 FORECAST_PATH = "/v1/forecast"
@@ -151,8 +151,9 @@ def format_coordinate(value: float) -> str:
 def fetch_hourly(locations: list[Location], day: date, *, base_url: str = DEFAULT_BASE_URL,
                  client: httpx.Client | None = None, end_day: date | None = None,
                  policy: RetryPolicy | None = None, breaker: CircuitBreaker | None = None,
-                 seed: int | None = None) -> list[WeatherResponse]:
-    """Fetch hourly weather for ``day`` (through ``end_day`` for a backfill) at every location.
+                 seed: int | None = None, stats: CallStats | None = None) -> list[WeatherResponse]:
+    """Fetch hourly weather for ``day`` (through ``end_day`` for a backfill) at every location
+    (``stats``: counts of the requests and retries it took, filled in as it goes).
 
     Retries transient faults per :mod:`pipelines.sources.resilience`; the policy's deadline
     covers all locations. Raises :class:`SourceUnavailable` when the API stays down,
@@ -165,7 +166,7 @@ def fetch_hourly(locations: list[Location], day: date, *, base_url: str = DEFAUL
     http_client = client or httpx.Client()
     try:
         http = ResilientHttp(http_client, source=SOURCE, policy=policy, breaker=breaker,
-                             rng=random.Random(seed) if seed is not None else None)
+                             rng=random.Random(seed) if seed is not None else None, stats=stats)
         deadline = http.new_deadline()
         responses = []
         for location in locations:

@@ -128,14 +128,14 @@ class ResilientHttp:
 
     def __init__(self, client: httpx.Client, *, source: str, policy: RetryPolicy | None = None,
                  breaker: CircuitBreaker | None = None, sleep: Callable[[float], None] = time.sleep,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, stats: CallStats | None = None) -> None:
         self.client = client
         self.source = source
         self.policy = policy or RetryPolicy()
         # default cooldown: a quarter of a call's deadline at most, so one open spell never decides a call
         call_budget = self.policy.call_deadline or self.policy.deadline
         self.breaker = breaker or CircuitBreaker(cooldown=min(10.0, call_budget / 4))
-        self.stats = CallStats()
+        self.stats = stats if stats is not None else CallStats()  # a caller's, to read after the calls
         self._sleep = sleep
         self._rng = rng or random.Random()
 
