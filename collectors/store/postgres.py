@@ -27,14 +27,13 @@ from typing import Any
 
 import orjson
 
-from collectors.store.rows import EventRow, dataset_rows, event_row
+from collectors.store.rows import EventRow, add_in_batches, dataset_rows, event_row
 from lineage_auditor.errors import StoreError, StoreNotFound
 from lineage_auditor.events import RunEvent
 from lineage_auditor.scrub import scrub_text, scrub_url
 from lineage_auditor.times import time_key
 
 SCHEMA = "lineage_audit"
-BATCH = 500
 _PAGE = 1000
 CONNECT_TIMEOUT_S = 10
 _MIGRATION_LOCK = 0x4C41_0001  # pg_advisory_xact_lock key: one migrator at a time
@@ -224,20 +223,7 @@ class PostgresStore:
 
         One invalid event refuses its whole batch (nothing of a bad batch is stored).
         """
-        added = 0
-        batch: list[dict[str, Any]] = []
-        for event in events:
-            batch.append(event)
-            if len(batch) >= BATCH:
-                added += self._add_batch(batch)
-                batch = []
-        if batch:
-            added += self._add_batch(batch)
-        return added
-
-    def _add_batch(self, batch: list[dict[str, Any]]) -> int:
-        with self._tx() as cur:
-            return sum(self._insert(cur, event) for event in batch)
+        return add_in_batches(self.add_rows, events)
 
     # -- reading --------------------------------------------------------------------------
 

@@ -7,8 +7,10 @@ accepted or refused, and identified (run id + event type + event time), the same
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -56,6 +58,20 @@ def event_row(raw: Any, event: RunEvent | None = None) -> EventRow:
         run_id, event_type, when = event.identity
         job_ns, job_name = event.job.namespace, event.job.name
     return EventRow(event, run_id, event_type, when, job_ns, job_name, _payload(raw), time_key(datetime.now(timezone.utc)))
+
+
+BATCH = 500  # events per transaction when many are added at once
+
+
+def add_in_batches(add_rows: Callable[[Sequence[EventRow]], list[bool]], events: Iterable[Any],
+                   size: int = BATCH) -> int:
+    """Store ``events`` through a store's ``add_rows`` (one transaction per call), ``size`` at a
+    time; how many were new. Every row of a batch is built (validated) before its transaction,
+    so one invalid event refuses its whole batch and nothing of it is stored."""
+    added, source = 0, iter(events)
+    while batch := list(islice(source, size)):
+        added += sum(add_rows([event_row(raw) for raw in batch]))
+    return added
 
 
 def _payload(raw: Any) -> str:

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from collectors.store.rows import EventRow, dataset_rows, event_row
+from collectors.store.rows import EventRow, add_in_batches, dataset_rows, event_row
 from collectors.store.schema import DDL, OLD_VIEW_TABLES, SCHEMA_VERSION
 from lineage_auditor.errors import EventError, StoreError, StoreNotFound
 from lineage_auditor.events import RunEvent, from_openlineage, is_static_event
@@ -37,7 +37,6 @@ Cursor = tuple[int, int]
 START: Cursor = (0, 0)
 
 BUSY_TIMEOUT_S = 60.0
-BATCH = 500
 _PAGE = 1000
 
 
@@ -172,20 +171,7 @@ class EmbeddedStore:
 
         One invalid event refuses its whole batch (nothing of a bad batch is stored).
         """
-        added = 0
-        batch: list[dict[str, Any]] = []
-        for event in events:
-            batch.append(event)
-            if len(batch) >= BATCH:
-                added += self._add_batch(batch)
-                batch = []
-        if batch:
-            added += self._add_batch(batch)
-        return added
-
-    def _add_batch(self, batch: list[dict[str, Any]]) -> int:
-        with self._write() as tx:
-            return sum(self._insert(tx.conn, event) for event in batch)
+        return add_in_batches(self.add_rows, events)
 
     def _reindex(self, conn: sqlite3.Connection) -> None:
         """Build the run index from the raw events (after an upgrade); bad old events are left out."""
