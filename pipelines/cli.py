@@ -85,10 +85,9 @@ def _print_runs(runs: list[Any], fmt: str) -> None:
 
 def _console() -> Any:
     """stdout console; wide enough for the runs table when output goes to a file or pipe."""
-    from rich.console import Console
+    from lineage_auditor.console import stdout_console
 
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
+    return stdout_console()
 
 
 def _runs_table(runs: list[Any]) -> Any:

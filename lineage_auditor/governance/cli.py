@@ -214,10 +214,10 @@ def _lineage(records: list[Any], store: str | None, policy: Any, config_path: Pa
 
 
 def _print_costs(doc: dict[str, Any]) -> None:
-    from rich.console import Console
+    from lineage_auditor.console import stdout_console
     from rich.table import Table
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = stdout_console(highlight=False, soft_wrap=True)
     unit = doc["currency"] or ""
     console.print(f"costs by {doc['by']}: {doc['first']} .. {doc['last']} ({doc['days']} days), {doc['runs']} step runs "
                   f"in {doc['store']}" + (f"; amounts in {unit}" if unit else ""))

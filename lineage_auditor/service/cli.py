@@ -167,7 +167,7 @@ def status_command(store: str | None, specs: tuple[Path, ...], audit_config: str
       lineage-audit status --store postgresql://lineage@db/lineage --format json
       lineage-audit status --policy governance.yml       # budgets: amount, warn_at, fail_at, spent
     """
-    from rich.console import Console
+    from lineage_auditor.console import stdout_console
     from rich.live import Live
 
     from lineage_auditor.durations import parse_seconds
@@ -187,7 +187,7 @@ def status_command(store: str | None, specs: tuple[Path, ...], audit_config: str
             click.echo(json.dumps({"store": monitor.store.describe(), "pipelines": rows, "budgets": budgets},
                                   indent=2, default=str))
         elif not watch:
-            Console(width=max(120, Console().width)).print(status_screen(rows, budgets, monitor.store.describe()))
+            stdout_console().print(status_screen(rows, budgets, monitor.store.describe()))
         else:
             every = parse_seconds(interval)
             with Live(status_screen(rows, budgets, monitor.store.describe()), refresh_per_second=1, screen=False) as live:

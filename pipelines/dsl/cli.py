@@ -232,7 +232,7 @@ def list_command(paths: tuple[Path, ...], store: str | None, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps({"pipelines": rows, "problems": [str(p) for p in problems]}, indent=2))
     else:
-        from rich.console import Console
+        from lineage_auditor.console import stdout_console
         from rich.table import Table
 
         table = Table(title="pipelines", title_justify="left")
@@ -242,7 +242,7 @@ def list_command(paths: tuple[Path, ...], store: str | None, fmt: str) -> None:
             last = f"{row['last_state']} {_minute(row['last_run_at'])}".strip() if row["last_state"] else "never ran"
             duration = f"{row['last_duration_s']:.1f}s" if row["last_duration_s"] is not None else ""
             table.add_row(row["id"], row["team"], row["schedule"], _minute(row["next_run"]) or "-", last, duration)
-        Console().print(table)
+        stdout_console().print(table)
         for problem in problems:
             click.echo(str(problem), err=True)
     if problems:
