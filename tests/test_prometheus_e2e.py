@@ -52,6 +52,23 @@ def test_promtool_accepts_the_alert_rules() -> None:
     assert "SUCCESS: 6 rules found" in done.stdout
 
 
+def test_the_example_prometheus_and_alertmanager_configs_are_valid(tmp_path: Path) -> None:
+    """deploy/prometheus/prometheus.yml (with the rules and a token file beside it, as its comment
+    says) passes `promtool check config`; alertmanager.yml passes `amtool check-config`."""
+    import shutil
+
+    for name in ("prometheus.yml", "alerts.yml"):
+        shutil.copy(RULES.parent / name, tmp_path / name)
+    (tmp_path / "lineage-audit.token").write_text("la_example\n")
+    done = subprocess.run([_bin("promtool"), "check", "config", str(tmp_path / "prometheus.yml")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS: 6 rules found" in done.stdout, "the config loads the shipped rules"
+    done = subprocess.run([_bin("amtool"), "check-config", str(RULES.parent / "alertmanager.yml")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "2 receivers" in done.stdout, done.stdout + done.stderr
+
+
 class Receiver(BaseHTTPRequestHandler):
     """Alertmanager's webhook receiver: keeps every notification with the time it arrived."""
 
