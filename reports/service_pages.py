@@ -75,6 +75,11 @@ def dataset_page(graph: LineageGraph, dataset: DatasetRef, findings: Iterable[An
     return html, csp_policy(view.script_hashes) + FRAME_ANCESTORS
 
 
+def login_page(*, next: str, error: str) -> str:
+    """The sign-in form (a token, posted to /login; no script)."""
+    return _render("login", "Sign in", "", next=next, error=error)
+
+
 def findings_page(findings: Iterable[Any], *, error: str, user: str) -> str:
     return _render("findings", "Findings", user, findings=[f.to_json() for f in findings], error=error)
 

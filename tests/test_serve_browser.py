@@ -112,3 +112,41 @@ def test_pages_need_a_token(site: tuple[Server, str]) -> None:
     server, _ = site
     for path in ("/", "/findings", "/costs", f"/pipelines/{quote(XSS, safe='')}"):
         assert httpx.get(f"{server.url}{path}").status_code == 401
+
+
+@pytest.mark.browser
+def test_a_browser_signs_in_with_its_token_and_out_again(browser_page: BrowserPage, site: tuple[Server, str]) -> None:
+    """No header in a browser: a page redirects to the sign-in form, a wrong token is refused,
+    the right one leads back to the page asked for (a cookie carries it), sign-out forgets it.
+    The cookie opens the pages only: ingest and /metrics still need the header."""
+    server, token = site
+    page = browser_page.page
+    browser_page.open(f"{server.url}/findings")
+    assert page.url.startswith(f"{server.url}/login?next=")
+    page.fill("#token", "la_0000_wrong")
+    page.click("button[type=submit]")
+    assert page.locator("#error").inner_text() == "unknown or revoked token"
+    assert browser_page.console_errors == ["Failed to load resource: the server responded with a status of 401 (Unauthorized)"]
+    browser_page.console_errors.clear()  # that refusal is the point; nothing else may complain
+    page.fill("#token", token)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{server.url}/findings")
+    assert page.locator("h1").inner_text() == "Findings"
+    assert page.locator("header .who").inner_text().startswith("<b>eve</b>"), "the user's name, as text"
+    cookie = next(c for c in page.context.cookies() if c["name"] == "lineage_audit_token")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    browser_page.open(f"{server.url}/")
+    assert page.locator("#status tbody tr").count() > 0
+    browser_page.screenshot("serve-signed-in")
+    page.click("text=sign out")
+    page.wait_for_url(f"{server.url}/login")
+    browser_page.open(f"{server.url}/costs")
+    assert page.url.startswith(f"{server.url}/login?next="), "signed out: the pages ask again"
+    browser_page.assert_clean()
+
+    jar = {"lineage_audit_token": token}
+    assert httpx.get(f"{server.url}/metrics", cookies=jar).status_code == 401
+    assert httpx.post(f"{server.url}/api/v1/lineage", json=pipeline_run(99)[0], cookies=jar).status_code == 401
+    assert httpx.get(f"{server.url}/findings", cookies=jar).status_code == 200
+    away = httpx.post(f"{server.url}/login", data={"token": token, "next": "//evil.example/x"})
+    assert away.status_code == 303 and away.headers["location"] == "/", "never redirected to another site"

@@ -29,6 +29,7 @@ from lineage_auditor.errors import LineageAuditError, StoreError
 from lineage_auditor.governance import load_policy
 from lineage_auditor.service.access import Access, Caller
 from lineage_auditor.service.ingest import GroupCommit, IngestRoute
+from lineage_auditor.service.signin import install_signin, page_credentials, to_login, wants_html
 from lineage_auditor.service.tokens import TokenBook
 from lineage_auditor.service.visibility import withheld
 from lineage_auditor.service.wiring import Monitor
@@ -105,10 +106,12 @@ def _install_pages(app: FastAPI, monitor: Monitor, access: Access) -> None:
 
     from reports import service_pages as pages
 
+    install_signin(app, access, pages.login_page)
+
     def page(request: Request, build: Callable[[Caller], tuple[str, str | None] | str]) -> Response:
-        caller = access.require(request.headers.get("authorization"))
+        caller = access.require(page_credentials(request))
         if isinstance(caller, Response):
-            return caller
+            return to_login(request) if wants_html(request) else caller
         try:
             built = build(caller)
         except StoreError as exc:
