@@ -494,3 +494,94 @@ def test_dsl_specs_validate_and_plan(data, scratch):
     path.write_bytes(mutation(data, DSL_SPEC.read_bytes(), YAML_TYPES))
     with only_our_errors("pipelines validate", path.read_bytes()):
         plan_spec(load_dsl_spec(path), date(2024, 5, 1))
+
+
+# ------------------------------------------------------------------ the service's files
+
+
+TOKENS = {"tokens": [
+    {"id": "8809fe35", "user": "airflow-prod", "sha256": "a" * 64, "created": "2026-12-01T10:00:00Z", "revoked": None},
+    {"id": "107f562f", "user": "gina", "sha256": "b" * 64, "created": "2026-12-02T10:00:00Z", "revoked": "2026-12-03T10:00:00Z"},
+]}
+
+
+@given(data=st.data())
+@FUZZ
+def test_token_files(data, scratch):
+    """serve's token file, damaged: every request's lookup says who it is, or our error naming the file."""
+    from lineage_auditor.service.tokens import TokenBook, load_tokens
+
+    path = scratch / "tokens.json"
+    path.write_bytes(mutation(data, json.dumps(TOKENS, indent=1).encode(), JSON_TYPES))
+    with only_our_errors("the token file", path.read_bytes()):
+        load_tokens(path)
+        TokenBook(path).user("la_8809fe35_anything")
+
+
+ALERTS_POLICY = """\
+apiVersion: lineage-audit/v1
+kind: Policy
+teams:
+  - {{name: growth, members: [gina], owns: ["mart.*"]}}
+alerts:
+  every: 1m
+  console: {{}}
+  webhooks:
+    - {{name: oncall, url: "http://127.0.0.1:{port}/hook", attempts: 1, backoff: 0.1s, timeout: 2s}}
+"""
+
+
+@pytest.fixture(scope="module")
+def alert_receiver() -> Iterator[int]:
+    """A webhook receiver on 127.0.0.1 that takes everything."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Take(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Take)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _alerting(scratch: Path, port: int) -> Any:
+    from lineage_auditor.governance import load_policy
+    from lineage_auditor.monitor.notify import Alerting
+
+    (scratch / "governance.yml").write_text(ALERTS_POLICY.format(port=port))
+    alerts = load_policy(scratch / "governance.yml").document.alerts
+    return Alerting(alerts, folder=scratch / "alerts", base=scratch, console=lambda line: None, env={},
+                    sleep=lambda seconds: None)
+
+
+@given(data=st.data())
+@FUZZ
+def test_alert_state_and_dead_letter_files(data, alert_receiver, scratch):
+    """The alert state (episodes) and a webhook's dead letter, written by one check and damaged
+    before the next: the next check evaluates and delivers, or stops with our error naming the file."""
+    from datetime import datetime, timezone
+
+    from lineage_auditor.monitor.alerts import Snapshot
+
+    shutil.rmtree(scratch / "alerts", ignore_errors=True)
+    alerting = _alerting(scratch, alert_receiver)
+    failing = Snapshot(failed=[("orders", "growth", "load failed"), ("sales", "growth", "")])
+    alerting.check(failing, datetime(2026, 12, 1, 10, tzinfo=timezone.utc))
+    state, queue = alerting.state, alerting.webhooks[0].queue.path
+    queue.write_text(json.dumps({"receiver": "oncall", "url": "u", "queued_at": "2026-12-01T10:00:00Z", "attempts": 1,
+                                 "error": "", "payload": {"status": "firing", "alerts": []}}) + "\n")
+    victim = state if data.draw(st.booleans(), label="state file") else queue
+    victim.write_bytes(mutation(data, victim.read_bytes(), ndjson_types if victim == queue else JSON_TYPES))
+    with only_our_errors(victim.name, victim.read_bytes()):
+        alerting.check(Snapshot(failed=[("orders", "growth", "load failed")]), datetime(2026, 12, 1, 11, tzinfo=timezone.utc))

@@ -134,8 +134,25 @@ class Episodes:
         return {"version": 1, "firing": self.firing, "pending": self.pending}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Episodes":
-        return cls(dict(data.get("firing") or {}), dict(data.get("pending") or {}))
+    def from_json(cls, data: Any) -> "Episodes":
+        """The episodes :meth:`to_json` wrote; ValueError naming the first thing that is not
+        (the state file was edited or damaged), never a half-read state."""
+        if not isinstance(data, Mapping):
+            raise ValueError("not a JSON object")
+        firing, pending = data.get("firing") or {}, data.get("pending") or {}
+        if not isinstance(firing, Mapping) or not isinstance(pending, Mapping):
+            raise ValueError("firing and pending must be objects")
+        for fp, record in firing.items():
+            if not (isinstance(record, Mapping) and isinstance(record.get("labels"), Mapping)
+                    and isinstance(record.get("annotations"), Mapping) and isinstance(record.get("startsAt"), str)):
+                raise ValueError(f"firing[{fp}] is not an alert record")
+            AlertCondition(str(record.get("condition")))
+            parse_time(record["startsAt"])
+        for fp, since in pending.items():
+            if not isinstance(since, str):
+                raise ValueError(f"pending[{fp}] is not a time")
+            parse_time(since)
+        return cls({str(k): dict(v) for k, v in firing.items()}, {str(k): v for k, v in pending.items()})
 
 
 def transition(episodes: Episodes, alerts: Iterable[Alert], now: datetime,

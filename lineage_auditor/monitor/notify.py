@@ -42,6 +42,7 @@ from lineage_auditor.monitor.alerts import Episodes, Notification, Snapshot, Sta
 from lineage_auditor.retry import (Deadline, GaveUp, Retryable, RetryPolicy, parse_retry_after, retry_call,
                                    retryable_reason, retryable_status)
 from lineage_auditor.scrub import scrub_text, scrub_url
+from lineage_auditor.textfiles import load_json, read_text
 from lineage_auditor.times import iso
 
 NEVER = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt of an alert still firing
@@ -88,16 +89,17 @@ class QueueFile:
         self.path = path
 
     def entries(self) -> list[dict[str, Any]]:
+        """The waiting notifications; ConfigError at the first line that is not one (edited or damaged)."""
         if not self.path.exists():
             return []
         out = []
-        for n, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(read_text(self.path, what="alert dead-letter file").splitlines(), 1):
             if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise ConfigError(f"line {n} is not JSON (the dead-letter file was edited or damaged)",
-                                      file=str(self.path)) from None
+                entry = load_json(line, file=str(self.path), line=n)
+                if not isinstance(entry, dict) or not isinstance(entry.get("payload"), dict):
+                    raise ConfigError("not a waiting notification (an object with a payload object); the dead-letter "
+                                      "file was edited or damaged", file=str(self.path), line=n)
+                out.append(entry)
         return out
 
     def append(self, entries: list[dict[str, Any]]) -> None:
@@ -132,9 +134,9 @@ def locked_state(path: Path) -> Iterator[tuple[Episodes, Callable[[Episodes], No
             episodes = Episodes()
             if path.exists():
                 try:
-                    episodes = Episodes.from_json(json.loads(path.read_text(encoding="utf-8")))
-                except (json.JSONDecodeError, AttributeError, TypeError):
-                    raise ConfigError("not an alert state file (JSON); remove it to start afresh", file=str(path)) from None
+                    episodes = Episodes.from_json(load_json(read_text(path, what="alert state file"), file=str(path)))
+                except ValueError as exc:
+                    raise ConfigError(f"not an alert state file ({exc}); remove it to start afresh", file=str(path)) from None
 
             def save(new: Episodes) -> None:
                 temp = path.with_name(path.name + ".tmp")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lineage_auditor.errors import ConfigError
-from lineage_auditor.textfiles import read_text
+from lineage_auditor.textfiles import load_json, read_text
 from lineage_auditor.times import iso
 
 PREFIX = "la"
@@ -49,12 +49,11 @@ def load_tokens(path: Path) -> list[TokenEntry]:
     """The file's entries ([] when it does not exist); ConfigError naming the file otherwise."""
     if not path.exists():
         return []
-    text = read_text(path, what="token file")
+    data = load_json(read_text(path, what="token file"), file=str(path))
     try:
-        data = json.loads(text)
         entries = [TokenEntry(str(e["id"]), str(e["user"]), str(e["sha256"]), str(e["created"]), e.get("revoked"))
                    for e in data["tokens"]]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"not a lineage-audit token file ({type(exc).__name__}: {exc})", file=str(path)) from None
     return entries
 
