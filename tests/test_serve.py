@@ -250,3 +250,41 @@ def test_a_failed_group_commit_acknowledges_none_of_its_requests(tmp_path: Path)
         commit.stop()
         assert all(isinstance(r, bool) for r in again)
         assert db.count() == len(events)
+
+
+def test_our_runner_reports_to_serve_through_openlineage_url_and_api_key(tmp_path: Path) -> None:
+    """`lineage-audit pipelines run` as a user runs it, pointed at the service by the standard
+    OPENLINEAGE_URL and OPENLINEAGE_API_KEY: every event of the run is stored, with column lineage."""
+    import subprocess
+    import sys
+
+    from service_helpers import REPO
+
+    token, store = add_token(tmp_path, "etl"), tmp_path / "central.db"
+    server = start_server(["--store", f"embedded:{store}", "--tokens", str(tmp_path / "tokens.json")], tmp_path)
+    (tmp_path / "orders.csv").write_text("order_id,amount\n1,5.00\n2,7.50\n")
+    (tmp_path / "spec.yml").write_text(
+        "apiVersion: lineage-audit/v1\nkind: Pipeline\nid: served_orders\nteam: growth\n"
+        f"target: duckdb:{tmp_path / 'wh.duckdb'}\n"
+        "steps:\n"
+        "  - id: orders\n    extract:\n      into: staging.orders\n"
+        "      file: {path: orders.csv, columns: [{name: order_id, type: INTEGER}, {name: amount, type: \"DECIMAL(14,2)\"}]}\n"
+        "  - id: total\n    depends_on: [orders]\n"
+        "    sql: {query: \"CREATE TABLE mart.order_total AS SELECT SUM(amount) AS total FROM staging.orders\"}\n")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "LINEAGE_AUDIT_HOME": str(tmp_path / ".lineage"),
+           "OPENLINEAGE_URL": server.url, "OPENLINEAGE_API_KEY": token}
+    try:
+        done = subprocess.run([sys.executable, "-m", "lineage_auditor.cli", "pipelines", "run", "spec.yml", "--date",
+                               "2024-05-01"], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not list((tmp_path / ".lineage").rglob("spool/*.json")), "nothing spooled: the service took every event"
+    with EmbeddedStore(store) as db:
+        events = list(db.events(job="served_orders.total"))
+    complete = next(e for e in events if e["eventType"] == "COMPLETE")
+    lineage = complete["outputs"][0]["facets"]["columnLineage"]["fields"]["total"]["inputFields"]
+    assert [(f["name"].rsplit(".", 2)[-2:], f["field"]) for f in lineage] == [(["staging", "orders"], "amount")]
+    with EmbeddedStore(store) as db:
+        jobs = {e["job"]["name"] for e in db.events() if e["job"]["name"].startswith("served_orders")}
+    assert jobs == {"served_orders", "served_orders.orders", "served_orders.total"}

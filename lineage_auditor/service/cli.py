@@ -72,8 +72,10 @@ def serve_command(store: str | None, host: str, port: int, tokens: Path | None, 
 
     POST /api/v1/lineage takes what openlineage-python's HttpTransport, Airflow's provider
     and other producers send (one event per request; re-sends are stored once; an invalid
-    event is refused with 422 and a reason). GET /metrics is for Prometheus, GET /healthz is
-    the only route open without a token. Several replicas may share one PostgreSQL store.
+    event is refused with 422 and a reason). GET /metrics is for Prometheus; GET /healthz
+    (and the sign-in form) are the only routes open without a token. The pages (/ status,
+    /pipelines/NAME, /datasets?name=..., /findings, /costs) take the token as a header, or
+    from a browser signed in at /login. Several replicas may share one PostgreSQL store.
     With a policy that has alerts:, the alert conditions are evaluated every alerts.every.
 
     \b
@@ -81,7 +83,8 @@ def serve_command(store: str | None, host: str, port: int, tokens: Path | None, 
       lineage-audit tokens add alice          # prints a token once
       lineage-audit serve --store postgresql://lineage@db:5432/lineage --specs pipelines/
       lineage-audit serve --policy governance.yml --config lineage-audit.yml --port 5000
-      OPENLINEAGE_URL=http://127.0.0.1:8765 OPENLINEAGE_API_KEY=<token> airflow ...
+      OPENLINEAGE_URL=http://127.0.0.1:5000 OPENLINEAGE_API_KEY=<token> lineage-audit pipelines run ...
+      open http://127.0.0.1:5000/login       # the pages, signed in with the same token
     """
     import uvicorn
 
