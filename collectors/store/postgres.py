@@ -27,14 +27,12 @@ from typing import Any
 
 import orjson
 
-from collectors.store.rows import EventRow, add_in_batches, dataset_rows, event_row
+from collectors.store.rows import EventRow, add_in_batches, dataset_rows, event_row, stored_events
 from lineage_auditor.errors import StoreError, StoreNotFound
 from lineage_auditor.events import RunEvent
 from lineage_auditor.scrub import scrub_text, scrub_url
-from lineage_auditor.times import time_key
 
 SCHEMA = "lineage_audit"
-_PAGE = 1000
 CONNECT_TIMEOUT_S = 10
 _MIGRATION_LOCK = 0x4C41_0001  # pg_advisory_xact_lock key: one migrator at a time
 
@@ -242,29 +240,8 @@ class PostgresStore:
         ``job`` is a job name (any namespace) or a (namespace, name) pair; ``since`` is
         inclusive and ``until`` exclusive.
         """
-        where, params = ["(event_time, id) > (%s, %s)"], []
-        if isinstance(job, tuple):
-            where.append("job_namespace = %s AND job_name = %s")
-            params += list(job)
-        elif job:
-            where.append("job_name = %s")
-            params.append(job)
-        if since is not None:
-            where.append("event_time >= %s")
-            params.append(time_key(since))
-        if until is not None:
-            where.append("event_time < %s")
-            params.append(time_key(until))
-        sql = (f"SELECT id, event_time, payload FROM {SCHEMA}.events WHERE {' AND '.join(where)} "
-               f"ORDER BY event_time, id LIMIT {_PAGE}")
-        last_time, last_id = "", 0
-        while True:
-            rows = self._rows(sql, [last_time, last_id, *params])
-            for row_id, _, payload in rows:
-                yield self._decode(payload, row_id)
-            if len(rows) < _PAGE:
-                return
-            last_time, last_id = rows[-1][1], rows[-1][0]
+        for row_id, payload in stored_events(self._rows, f"{SCHEMA}.events", "%s", job=job, since=since, until=until):
+            yield self._decode(payload, row_id)
 
     def latest_run_events(self) -> Iterator[dict[str, Any]]:
         """Events of each job's latest run (by the run's first event), oldest first."""

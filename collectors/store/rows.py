@@ -7,7 +7,7 @@ accepted or refused, and identified (run id + event type + event time), the same
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import islice
@@ -72,6 +72,44 @@ def add_in_batches(add_rows: Callable[[Sequence[EventRow]], list[bool]], events:
     while batch := list(islice(source, size)):
         added += sum(add_rows([event_row(raw) for raw in batch]))
     return added
+
+
+PAGE = 1000  # rows per page when reading events
+
+
+def stored_events(rows_of: Callable[[str, list[Any]], Sequence[Any]], table: str, mark: str, *,
+                  job: str | tuple[str, str] | None, since: str | datetime | None,
+                  until: str | datetime | None) -> Iterator[tuple[int, Any]]:
+    """``(id, payload)`` of a store's events in event-time order (ties in arrival order), page by
+    page: the one query behind every store's ``events()``. ``rows_of(sql, params)`` runs a query
+    on the store; ``mark`` is its driver's placeholder (``?`` or ``%s``).
+
+    Pages are keyed on the row value ``(event_time, id)``: both databases seek their
+    ``(event_time, id)`` index to the page start, where the equivalent OR form would scan from
+    the beginning for every page (quadratic).
+    """
+    where, params = [f"(event_time, id) > ({mark}, {mark})"], []
+    if isinstance(job, tuple):
+        where.append(f"job_namespace = {mark} AND job_name = {mark}")
+        params += list(job)
+    elif job:
+        where.append(f"job_name = {mark}")
+        params.append(job)
+    if since is not None:
+        where.append(f"event_time >= {mark}")
+        params.append(time_key(since))
+    if until is not None:
+        where.append(f"event_time < {mark}")
+        params.append(time_key(until))
+    sql = f"SELECT id, event_time, payload FROM {table} WHERE {' AND '.join(where)} ORDER BY event_time, id LIMIT {PAGE}"
+    last_time, last_id = "", 0
+    while True:
+        rows = rows_of(sql, [last_time, last_id, *params])
+        for row in rows:
+            yield row[0], row[2]
+        if len(rows) < PAGE:
+            return
+        last_time, last_id = rows[-1][1], rows[-1][0]
 
 
 def _payload(raw: Any) -> str:

@@ -26,18 +26,16 @@ from typing import Any
 
 import orjson
 
-from collectors.store.rows import EventRow, add_in_batches, dataset_rows, event_row
+from collectors.store.rows import EventRow, add_in_batches, dataset_rows, event_row, stored_events
 from collectors.store.schema import DDL, OLD_VIEW_TABLES, SCHEMA_VERSION
 from lineage_auditor.errors import EventError, StoreError, StoreNotFound
 from lineage_auditor.events import RunEvent, from_openlineage, is_static_event
-from lineage_auditor.times import time_key
 
 #: Where an incremental reader is (the same shape as the PostgreSQL store's): (0, last row id).
 Cursor = tuple[int, int]
 START: Cursor = (0, 0)
 
 BUSY_TIMEOUT_S = 60.0
-_PAGE = 1000
 
 
 class EmbeddedStore:
@@ -202,30 +200,8 @@ class EmbeddedStore:
         ``job`` is a job name (any namespace) or a (namespace, name) pair; ``since`` is
         inclusive and ``until`` exclusive. Reads page by page, so a large store streams.
         """
-        # Row-value comparison: SQLite seeks the (event_time, id) index to the page start;
-        # the equivalent OR form scans from the beginning each page (quadratic).
-        where, params = ["(event_time, id) > (?, ?)"], []
-        if isinstance(job, tuple):
-            where.append("job_namespace = ? AND job_name = ?")
-            params += list(job)
-        elif job:
-            where.append("job_name = ?")
-            params.append(job)
-        if since is not None:
-            where.append("event_time >= ?")
-            params.append(time_key(since))
-        if until is not None:
-            where.append("event_time < ?")
-            params.append(time_key(until))
-        sql = f"SELECT id, event_time, payload FROM events WHERE {' AND '.join(where)} ORDER BY event_time, id LIMIT {_PAGE}"
-        last_time, last_id = "", 0
-        while True:
-            rows = self._rows(sql, [last_time, last_id, *params])
-            for row in rows:
-                yield self._decode(row["payload"], row["id"])
-            if len(rows) < _PAGE:
-                return
-            last_time, last_id = rows[-1]["event_time"], rows[-1]["id"]
+        for row_id, payload in stored_events(self._rows, "events", "?", job=job, since=since, until=until):
+            yield self._decode(payload, row_id)
 
     def latest_run_events(self) -> Iterator[dict[str, Any]]:
         """Events of each job's latest run (by the run's first event), oldest first.
