@@ -41,6 +41,33 @@ def test_any_arrival_order_gives_the_same_metrics() -> None:
     assert _exposition(shuffled) == _exposition(events)
 
 
+def test_producers_in_other_utc_offsets_give_the_same_metrics() -> None:
+    """The same instants written by producers in +05:30, -07:00 and UTC (as Airflow workers in
+    different zones send them), shuffled: the same durations, latencies, last successes."""
+    from lineage_auditor.times import parse_time
+
+    events = _events()
+    zones = [timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-7)), timezone.utc]
+    shifted = json.loads(json.dumps(events))
+    for i, e in enumerate(shifted):
+        e["eventTime"] = parse_time(e["eventTime"]).astimezone(zones[i % 3]).isoformat()
+    random.Random(7).shuffle(shifted)
+    assert _exposition(shifted) == _exposition(events)
+
+
+def test_a_cost_reported_at_1_30_in_paris_on_june_1st_is_mays() -> None:
+    """The month of a cost is the UTC month of its report: 2024-06-01T01:30+02:00 is 31 May, 23:30 UTC."""
+    events = _costed_run(0, "finance", datetime(2024, 5, 31, 23, 30, tzinfo=timezone.utc), {"amount": 2.0, "currency": "USD"},
+                         run_by=True)
+    for e in events:
+        e["eventTime"] = "2024-06-01T01:30:00+02:00"
+    state = MonitorState()
+    state.fold(from_openlineage(e) for e in events)
+    assert state.team_cost("finance", "USD", datetime(2024, 5, 15, tzinfo=timezone.utc)) == 2.0
+    assert state.team_cost("finance", "USD", datetime(2024, 6, 15, tzinfo=timezone.utc)) == 0.0
+    assert state.month_cost("finance_daily", datetime(2024, 5, 15, tzinfo=timezone.utc)) == 2.0, "status's cost (month)"
+
+
 def test_a_refresh_folds_only_what_arrived_since_the_last(tmp_path: Path) -> None:
     events = _events()
     with EmbeddedStore(tmp_path / "s.db") as store:
